@@ -1,0 +1,42 @@
+# dfake: `make demo` runs the pipeline end to end on the embedded default; `make test` runs the tests.
+# Both install what they need into .venv with plain pip (idempotent: a stamp file tracks pyproject.toml).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.dfake-installed
+# The torch build this machine ships on disk; override for another platform (e.g. TORCH_SPEC=torch).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install test demo bench sample-data clean help
+
+help:
+	@echo "make demo   - prepare -> train -> eval -> reconstruct on sample_data with the tiny SD"
+	@echo "make test   - run the test suite (installs first if needed)"
+	@echo "make bench  - quick CPU benchmarks (dfake bench --quick)"
+	@echo "make install / sample-data / clean"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[test,sample]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+demo: $(STAMP)
+	$(PY) -m dfake_cli.demo
+
+bench: $(STAMP)
+	$(VENV)/bin/dfake bench --quick
+
+sample-data: $(STAMP)
+	$(PY) -m dfake_cli.sampledata.generate --out sample_data
+
+clean:
+	rm -rf dfake-workspace .pytest_cache

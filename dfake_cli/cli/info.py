@@ -1,0 +1,69 @@
+"""`dfake info`: versions, device and what the workspace holds."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+
+import typer
+
+from dfake_cli import __version__
+
+
+def _version_of(dist: str) -> str:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return "not installed"
+
+
+def collect_info(workspace) -> dict:
+    """Everything `dfake info` shows, as plain data (tests call this)."""
+    import torch
+
+    from dfake_cli.data import video  # noqa: F401  (torch before decord)
+    import decord
+
+    if torch.cuda.is_available():
+        device = f"cuda: {torch.cuda.get_device_name(0)} (x{torch.cuda.device_count()})"
+    else:
+        device = f"cpu ({torch.get_num_threads()} threads)"
+    info = {
+        "dfake": __version__,
+        "torch": torch.__version__,
+        "diffusers": _version_of("diffusers"),
+        "timm": _version_of("timm"),
+        "facenet-pytorch": _version_of("facenet-pytorch"),
+        "decord": getattr(decord, "__version__", _version_of("decord2")),
+        "h5py": _version_of("h5py"),
+        "device": device,
+        "workspace": str(workspace.root),
+        "caches": [p.name for p in workspace.caches()],
+        "runs": [p.name for p in workspace.runs()],
+    }
+    return info
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("info")
+    def info_cmd(
+        ctx: typer.Context,
+        json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+    ) -> None:
+        """Versions of the stack, the device, and what the workspace holds."""
+        import json
+
+        from rich.table import Table
+
+        from dfake_cli.cli.main import state
+        from dfake_cli.console import console
+
+        data = collect_info(state(ctx).workspace)
+        if json_out:
+            typer.echo(json.dumps(data, indent=2))
+            return
+        table = Table(title="dfake info", show_header=False)
+        for key, value in data.items():
+            if isinstance(value, list):
+                value = ", ".join(value) if value else "(none)"
+            table.add_row(key, str(value))
+        console.print(table)
