@@ -1,0 +1,1 @@
+"""Cross-dataset evaluation: metrics, the streaming evaluator and the report writer."""
