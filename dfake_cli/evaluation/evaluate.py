@@ -1,0 +1,506 @@
+"""Running the detector over prepared caches and turning its scores into a cross-dataset report.
+
+`evaluate_cache` streams faces out of one HDF5 cache in batches while a background thread already reads
+(and decompresses) the next ones, so the accelerator does not wait on the disk; it returns the per-face
+predictions and the throughput in faces/s (benchmarks call it directly). `run_eval` evaluates several
+caches with one checkpoint and writes report.json, predictions.csv and roc.png.
+
+Model selection never looks at a test set: the checkpoint is the run's validation-best (`best/`) unless
+the user names another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import inspect
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from dfake_cli.errors import InputError, RunError
+
+PRECISIONS = ("bf16", "fp32")
+
+
+@dataclass
+class CacheEvaluation:
+    """Per-face predictions of one cache and how fast they were produced."""
+
+    predictions: pd.DataFrame  # dataset, video_id, frame_index, label, score, method, row
+    faces_per_s: float
+    seconds: float
+    attrs: dict = field(default_factory=dict)
+
+    @property
+    def n_faces(self) -> int:
+        return len(self.predictions)
+
+
+# ----------------------------------------------------------------------------------------------------
+# selecting rows
+
+
+def select_rows(index: pd.DataFrame, split: str = "test", frames: int | None = None) -> np.ndarray:
+    """Rows to evaluate, ascending: input rows of `split`, at most `frames` evenly spaced per video.
+
+    Reference rows (faces kept only as a fake's source/target) are never classified.
+    """
+    from dfake_cli.data.video import evenly_spaced
+
+    mask = index["split"].to_numpy() == split
+    if "role" in index.columns:
+        mask &= index["role"].to_numpy() == "input"
+    sel = index.loc[mask, ["video_id", "frame_index"]]
+    if frames and frames > 0 and len(sel):
+        sel = sel.sort_values(["video_id", "frame_index"], kind="mergesort")
+        position = sel.groupby("video_id", sort=False).cumcount().to_numpy()
+        length = sel.groupby("video_id", sort=False)["frame_index"].transform("size").to_numpy()
+        keep = np.zeros(len(sel), dtype=bool)
+        for n in np.unique(length):  # one evenly_spaced per distinct video length, not per video
+            if n <= frames:
+                keep |= length == n
+            else:
+                wanted = np.zeros(n, dtype=bool)
+                wanted[evenly_spaced(int(n), frames)] = True
+                keep |= (length == n) & wanted[np.minimum(position, n - 1)]
+        sel = sel[keep]
+    return np.sort(sel.index.to_numpy(dtype=np.int64))
+
+
+# ----------------------------------------------------------------------------------------------------
+# scoring
+
+
+def make_scorer(detector: Any, device: str = "cpu", precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
+    """A function uint8 (N, H, W, 3) -> float probabilities of "fake" (N,).
+
+    Accepts anything with `predict_proba(uint8 NHWC)` (the Detector, a test double) or a plain callable.
+    A torch module is moved to `device` and put in eval mode; bf16 runs under autocast (CUDA or CPU).
+    """
+    import torch
+
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    fn = getattr(detector, "predict_proba", None)
+    if fn is None:
+        if not callable(detector):
+            raise InputError("the detector must have predict_proba(images) or be callable")
+        fn = detector
+    if isinstance(detector, torch.nn.Module):
+        detector.to(device).eval()
+    # a loaded Detector knows its device; autocast must match where the forward pass runs
+    dev_type = torch.device(getattr(detector, "device", None) or device).type
+    try:  # the Detector sub-batches by default: hand it the whole (already batched) array
+        whole_batch = "batch_size" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        whole_batch = False
+
+    def score(faces: np.ndarray) -> np.ndarray:
+        autocast = (torch.autocast(dev_type, dtype=torch.bfloat16) if precision == "bf16"
+                    else contextlib.nullcontext())
+        with torch.inference_mode(), autocast:
+            out = fn(faces, batch_size=max(1, len(faces))) if whole_batch else fn(faces)
+        if isinstance(out, torch.Tensor):
+            out = out.detach().float().cpu().numpy()
+        out = np.asarray(out, dtype=np.float64).reshape(-1)
+        if out.shape[0] != faces.shape[0]:
+            raise RunError(f"the detector returned {out.shape[0]} scores for {faces.shape[0]} faces")
+        return out
+
+    return score
+
+
+# ----------------------------------------------------------------------------------------------------
+# streaming
+
+
+def _batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
+
+
+def prefetch(read: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray], depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Yield (rows, faces) in order while a background thread reads up to `depth` batches ahead.
+
+    An error in the reader is re-raised in the consumer; stopping early (an exception in the consumer)
+    stops the thread.
+    """
+    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+    done = object()
+
+    def work() -> None:
+        try:
+            for rows in batches:
+                if stop.is_set():
+                    return
+                item = (rows, read(rows))
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+            return
+        q.put(done)
+
+    thread = threading.Thread(target=work, name="dfake-eval-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a reader waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                q.get_nowait()
+            thread.join(timeout=0.05)
+
+
+def evaluate_cache(
+    detector: Any,
+    cache_path: str | Path,
+    batch_size: int = 64,
+    device: str = "cpu",
+    precision: str = "fp32",
+    frames: int | None = None,
+    split: str = "test",
+    progress: bool = True,
+    description: str | None = None,
+) -> CacheEvaluation:
+    """Score every input face of `split` in the cache (at most `frames` per video); report faces/s.
+
+    faces/s is end to end (reading, decompression, transfer and the forward pass), measured over the
+    streaming loop only (not the opening of the cache).
+    """
+    from dfake_cli.console import progress as progress_bar
+    from dfake_cli.data.cache import FaceCache
+
+    if batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    cache_path = Path(cache_path)
+    score = make_scorer(detector, device, precision)
+    with FaceCache(cache_path) as cache:
+        index = cache.index
+        attrs = dict(cache.attrs)
+        rows = select_rows(index, split, frames)
+        scores = np.empty(len(rows), dtype=np.float64)
+        name = description or str(attrs.get("dataset", cache_path.stem))
+        bar = progress_bar("faces") if progress else None
+        start = time.perf_counter()
+        done = 0
+        with bar if bar is not None else contextlib.nullcontext():
+            task = bar.add_task(f"eval {name}", total=len(rows), rate="", info="") if bar is not None else None
+            for rows_b, faces in prefetch(cache.faces, _batches(rows, batch_size)):
+                scores[done:done + len(rows_b)] = score(faces)
+                done += len(rows_b)
+                if bar is not None:
+                    rate = done / max(time.perf_counter() - start, 1e-9)
+                    bar.update(task, advance=len(rows_b), rate=f"{rate:,.0f} faces/s")
+        seconds = time.perf_counter() - start
+    picked = index.iloc[rows] if len(rows) else index.iloc[:0]
+    predictions = pd.DataFrame({
+        "dataset": cache_path.stem,
+        "video_id": picked["video_id"].to_numpy(),
+        "frame_index": picked["frame_index"].to_numpy(dtype=np.int64),
+        "label": picked["label"].to_numpy(dtype=np.int64),
+        "score": scores,
+        "method": picked["method"].to_numpy(),
+        "row": rows,
+    })
+    return CacheEvaluation(predictions, len(rows) / seconds if seconds > 0 and len(rows) else 0.0, seconds, attrs)
+
+
+# ----------------------------------------------------------------------------------------------------
+# summarising
+
+
+def dataset_summary(predictions: pd.DataFrame, level: str = "video") -> dict:
+    """Frame-level (and, for video datasets, video-level) metrics, counts and the per-method breakdown.
+
+    Per method: all reals of the dataset against that method's fakes (the FF++ per-manipulation
+    protocol); only for datasets with two or more fake methods.
+    """
+    from dfake_cli.evaluation.metrics import frame_metrics, video_metrics
+
+    labels, scores = predictions["label"].to_numpy(), predictions["score"].to_numpy()
+    summary: dict[str, Any] = {
+        "level": level,
+        "frame": frame_metrics(labels, scores),
+        "video": video_metrics(predictions) if level == "video" else None,
+    }
+    per_video = predictions.groupby("video_id")["label"].first()
+    summary["counts"] = {
+        "videos": int(per_video.size), "real_videos": int((per_video == 0).sum()),
+        "fake_videos": int((per_video == 1).sum()), "frames": int(len(predictions)),
+    }
+    fake_methods = sorted(predictions.loc[predictions["label"] == 1, "method"].astype(str).unique())
+    if len(fake_methods) >= 2:
+        methods = {}
+        reals = predictions["label"] == 0
+        for method in fake_methods:
+            sub = predictions[reals | (predictions["method"].astype(str) == method)]
+            methods[method] = {
+                "frame": frame_metrics(sub["label"].to_numpy(), sub["score"].to_numpy()),
+                "video": video_metrics(sub) if level == "video" else None,
+                "fake_videos": int(sub.loc[sub["label"] == 1, "video_id"].nunique()),
+            }
+        summary["methods"] = methods
+    return summary
+
+
+def average(summaries: dict[str, dict], exclude: set[str]) -> dict:
+    """Mean AUC / EER over datasets (Table 1's Avg column), frame level and, where present, video level."""
+    used = [n for n in summaries if n not in exclude] or list(summaries)
+    out: dict[str, Any] = {"datasets": used, "excluded": [n for n in summaries if n not in used]}
+    for level in ("frame", "video"):
+        ms = [summaries[n][level] for n in used if summaries[n].get(level)]
+        out[level] = ({"auc": float(np.mean([m["auc"] for m in ms])), "eer": float(np.mean([m["eer"] for m in ms])),
+                       "n_datasets": len(ms)} if ms else None)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# the whole evaluation
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+ALIGNMENT_ATTRS = ("size", "margin", "detector", "align_template", "face_align", "frames_per_video")
+
+
+@dataclass
+class EvalOutput:
+    report: dict
+    out_dir: Path
+    predictions: pd.DataFrame
+
+
+def dataset_level(index: pd.DataFrame, attrs: dict) -> str:
+    """"image" when every item of the cache is a single image (folder / DiffSwap), else "video".
+
+    Image-level sets have no video to average over, so they get frame(image)-level metrics only. The
+    cache may say so itself (attr `level` or `kinds`); otherwise an image item is recognised by its id,
+    which keeps the image's file extension (`<dataset>/<method>/<file>.png`, see datasets/folder.py).
+    """
+    for key in ("level", "kinds", "kind"):
+        value = attrs.get(key)
+        if value is not None:
+            kinds = json_list(value)
+            return "image" if kinds and set(kinds) == {"image"} else "video"
+    ids = index["video_id"].astype(str).str.lower()
+    return "image" if len(ids) and ids.str.endswith(IMAGE_SUFFIXES).all() else "video"
+
+
+def json_list(value) -> list[str]:
+    import json
+
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [str(v) for v in value]
+    text = str(value)
+    if text.startswith("["):
+        try:
+            return [str(v) for v in json.loads(text)]
+        except ValueError:
+            pass
+    return [text]
+
+
+def resolve_datasets(workspace, names: list[str]) -> dict[str, Path]:
+    """Dataset names -> cache paths; "all" = every finished cache with test input rows."""
+    from dfake_cli.data.cache import FaceCache
+
+    if not names:
+        raise InputError("no dataset to evaluate: pass --dataset NAME (repeatable) or --dataset all")
+    chosen: dict[str, Path] = {}
+    for name in names:
+        if name == "all":
+            for path in workspace.caches():
+                with FaceCache(path) as cache:
+                    if len(cache.input_rows("test")):
+                        chosen.setdefault(path.stem, path)
+            if not chosen:
+                raise InputError(f"no cache with test rows in {workspace.data_dir}; run 'dfake prepare <dataset> ROOT' first")
+            continue
+        path = workspace.cache_path(name)
+        if not path.is_file():
+            raise InputError(f"no prepared dataset {name!r} ({path} is missing); run 'dfake prepare {name} ROOT' first")
+        chosen.setdefault(name, path)
+    return chosen
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def checkpoint_info(directory: Path) -> dict:
+    """What the report's protocol says about the checkpoint: where, which weights file, its sha256, SD."""
+    import json
+
+    from dfake_cli.models.detector import DETECTOR_CONFIG, DETECTOR_WEIGHTS, MODEL_CONFIG, MODEL_WEIGHTS
+
+    directory = Path(directory)
+    weights, config_path = directory / DETECTOR_WEIGHTS, directory / DETECTOR_CONFIG
+    if not (weights.is_file() and config_path.is_file()):
+        weights, config_path = directory / MODEL_WEIGHTS, directory / MODEL_CONFIG
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    return {
+        "checkpoint": str(directory),
+        "checkpoint_name": f"{directory.parent.name}/{directory.name}",
+        "weights_file": weights.name,
+        "checkpoint_sha256": _sha256(weights) if weights.is_file() else None,
+        "sd_identity": config.get("sd_identity") or None,
+        "backbone": config.get("backbone"),
+        "image_size": config.get("image_size"),
+    }
+
+
+def _skipped_count(workspace, name: str, attrs: dict) -> int:
+    """Videos preparation skipped: the cache's own count if it keeps one, else the skipped CSV's rows."""
+    for key in ("n_skipped", "skipped"):
+        if key in attrs:
+            with contextlib.suppress(TypeError, ValueError):
+                return int(attrs[key])
+    path = workspace.skipped_path(name)
+    if path.is_file():
+        with contextlib.suppress(Exception):
+            return int(len(pd.read_csv(path)))
+    return 0
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def run_eval(
+    workspace,
+    datasets: list[str],
+    checkpoint: str | Path | None = None,
+    out: str | Path | None = None,
+    frames: int | None = None,
+    batch_size: int = 64,
+    device: str | None = None,
+    precision: str | None = None,
+    detector: Any = None,
+    progress: bool = True,
+) -> EvalOutput:
+    """Evaluate the detector on each dataset's test rows; write report.json, predictions.csv, roc.png.
+
+    `checkpoint`: a run name, run folder or checkpoint folder (a run means its validation-best `best/`);
+    default: the workspace's latest run. `detector`: an already-loaded scorer (tests, benchmarks); then
+    `checkpoint` only documents the protocol.
+    """
+    from dfake_cli import __version__
+    from dfake_cli.data.cache import FaceCache
+    from dfake_cli.evaluation import report as R
+    from dfake_cli.evaluation.metrics import roc
+    from dfake_cli.models.checkpoints import resolve_checkpoint
+    from dfake_cli.workspace import validate_name
+
+    if frames is not None and frames < 1:
+        raise InputError(f"--frames must be >= 1, got {frames}")
+    device = device or _default_device()
+    precision = precision or ("bf16" if device.startswith("cuda") else "fp32")
+    if precision not in PRECISIONS:
+        raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    caches = resolve_datasets(workspace, list(datasets))
+
+    # Refuse one-class datasets before any model runs (cheap: the index only).
+    for name, path in caches.items():
+        with FaceCache(path) as cache:
+            labels = cache.index["label"].to_numpy()[select_rows(cache.index, "test", frames)]
+        if labels.size == 0:
+            raise InputError(f"dataset {name!r} ({path}) has no test faces to evaluate; prepare it again")
+        if labels.min() == labels.max():
+            only = "fake" if labels[0] == 1 else "real"
+            raise InputError(
+                f"dataset {name!r} has only {only} faces ({labels.size}); AUC/EER need real and fake ones, "
+                f"check the dataset's labels or folders and prepare it again"
+            )
+
+    ckpt_dir = None
+    if checkpoint is not None or detector is None:
+        ckpt_dir = resolve_checkpoint(workspace, checkpoint)
+        if ckpt_dir is None:
+            raise InputError(
+                f"no trained run in {workspace.runs_dir}; train one with 'dfake train' or pass --checkpoint DIR"
+            )
+    info = checkpoint_info(ckpt_dir) if ckpt_dir is not None else {"checkpoint": None, "checkpoint_name": "detector"}
+    if detector is None:
+        from dfake_cli.models.detector import Detector
+
+        detector = Detector.from_pretrained(ckpt_dir, device=device)
+
+    out_dir = Path(out) if out else workspace.reports_dir / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    summaries: dict[str, dict] = {}
+    all_predictions, curves, in_domain = [], {}, set()
+    protocol_frames = frames
+    for name, path in caches.items():
+        result = evaluate_cache(detector, path, batch_size=batch_size, device=device, precision=precision,
+                                frames=frames, progress=progress, description=name)
+        pred = result.predictions
+        pred["dataset"] = validate_name(name, "dataset")
+        attrs = result.attrs
+        with FaceCache(path) as cache:
+            level = dataset_level(cache.index.iloc[pred["row"].to_numpy()], attrs)
+            if cache.has_latents:
+                in_domain.add(name)
+        summary = {"display_name": str(attrs.get("dataset", name)), "cache": str(path), "split": "test"}
+        summary.update(dataset_summary(pred, level))
+        summary["counts"]["skipped"] = _skipped_count(workspace, name, attrs)
+        summary["faces_per_s"] = result.faces_per_s
+        summary["seconds"] = result.seconds
+        summary["alignment"] = {k: attrs[k] for k in ALIGNMENT_ATTRS if k in attrs}
+        summary["frames_per_video"] = frames or attrs.get("frames_per_video")
+        summaries[name] = summary
+        if protocol_frames is None:
+            protocol_frames = attrs.get("frames_per_video")
+        fpr, tpr, _ = roc(pred["label"].to_numpy(), pred["score"].to_numpy())
+        curves[summary["display_name"]] = (fpr, tpr, summary["frame"]["auc"])
+        all_predictions.append(pred)
+
+    report = {
+        "dfake_version": __version__,
+        "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "protocol": {
+            **info,
+            "frames_per_video": protocol_frames,
+            "frames_option": frames,
+            "alignment": next((s["alignment"] for s in summaries.values() if s["alignment"]), {}),
+            "threshold": 0.5,
+            "precision": precision,
+            "device": device,
+            "batch_size": batch_size,
+            "split": "test",
+            "video_score": "mean of frame probabilities per unique video id (dataset/method/name)",
+            "eer": "exact crossing of FPR and FNR on the piecewise-linear ROC (docs/evaluation.md)",
+            "model_selection": "validation-best checkpoint (best/) of the run unless --checkpoint names another; "
+                               "no test set is used for selection",
+        },
+        "datasets": summaries,
+        "average": average(summaries, in_domain),
+    }
+    predictions = pd.concat(all_predictions, ignore_index=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    R.write_predictions(out_dir / "predictions.csv", predictions)
+    R.write_roc(out_dir / "roc.png", curves, title=f"ROC, frame level ({info.get('checkpoint_name')})")
+    R.write_json(out_dir / "report.json", report)
+    return EvalOutput(report, out_dir, predictions)
