@@ -372,11 +372,11 @@ def checkpoint_info(directory: Path) -> dict:
 
 
 def _skipped_count(workspace, name: str, attrs: dict) -> int:
-    """Videos preparation skipped: the cache's own count if it keeps one, else the skipped CSV's rows."""
-    for key in ("n_skipped", "skipped"):
-        if key in attrs:
-            with contextlib.suppress(TypeError, ValueError):
-                return int(attrs[key])
+    """Videos skipped (by the parser or preparation): the cache's summary, else the skipped CSV's rows."""
+    import json
+
+    with contextlib.suppress(TypeError, ValueError, AttributeError, KeyError):
+        return int(sum(json.loads(attrs["summary"])["skipped"].values()))
     path = workspace.skipped_path(name)
     if path.is_file():
         with contextlib.suppress(Exception):
