@@ -39,7 +39,10 @@ class FaceAlignConfig:
     size: int = 256
     margin: float = 1.3
     detect_size: int = 320  # long side of the frame copy given to MTCNN (never upscaled)
-    min_face_size: int = 20  # in pixels of the detection copy
+    # In pixels of the detection copy (32 at 320 = 64 px in a 640 frame); larger values mean fewer pyramid
+    # levels and candidate boxes, the main cost of MTCNN on CPU.
+    min_face_size: int = 32
+    thresholds: tuple = (0.6, 0.7, 0.8)  # MTCNN's three stages (P-, R-, O-net)
     min_confidence: float = 0.8  # MTCNN probability below which a detection is ignored
     min_track_iou: float = 0.3  # a face must overlap the previous one this much to continue the track
     batch_size: int = 16  # frames per MTCNN call
@@ -50,6 +53,8 @@ class FaceAlignConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "FaceAlignConfig":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "thresholds" in known:
+            known["thresholds"] = tuple(float(t) for t in known["thresholds"])
         return cls(**known)
 
 
@@ -199,7 +204,8 @@ class FaceExtractor:
             from facenet_pytorch import MTCNN
 
             self._mtcnn = MTCNN(
-                keep_all=True, device=self.device, min_face_size=self.config.min_face_size, post_process=False
+                keep_all=True, device=self.device, min_face_size=self.config.min_face_size,
+                thresholds=list(self.config.thresholds), post_process=False,
             )
         return self._mtcnn
 

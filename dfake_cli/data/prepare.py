@@ -450,11 +450,12 @@ def plan_units(
 def _options(manifest: Manifest, selected: list[VideoItem], frames: int, config: FaceAlignConfig, training: bool,
              sd_id: str, limit: Optional[int]) -> dict:
     ids = hashlib.sha1("\n".join(sorted(i.video_id for i in selected)).encode()).hexdigest()[:16]
-    return {
+    options = {
         "dataset": manifest.dataset, "frames": frames, "size": config.size, "margin": config.margin,
         "training": training, "sd_identity": sd_id, "limit": -1 if limit is None else int(limit),
         "align": config.to_dict(), "videos_sha": ids, "videos": len(selected),
     }
+    return json.loads(json.dumps(options))  # as stored (tuples become lists), so comparisons are exact
 
 
 def _diff(old: dict, new: dict) -> list[str]:
