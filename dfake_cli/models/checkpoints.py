@@ -1,0 +1,51 @@
+"""Which checkpoint folder a `--checkpoint` argument means (shared by eval, detect and reconstruct).
+
+A checkpoint folder holds config.json + model.safetensors (and detector.safetensors + detector.json once
+exported). A run folder (runs/<run>/) holds best/ and last/ checkpoint folders; a run resolves to best/
+(the validation-best) when present, else last/.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dfake_cli.errors import InputError
+
+CHECKPOINT_FILES = ("model.safetensors", "detector.safetensors")
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    return path.is_dir() and any((path / f).is_file() for f in CHECKPOINT_FILES)
+
+
+def checkpoint_of_run(run_dir: Path) -> Path | None:
+    """best/ if it is a checkpoint, else last/, else None."""
+    for sub in ("best", "last"):
+        if is_checkpoint_dir(run_dir / sub):
+            return run_dir / sub
+    return None
+
+
+def resolve_checkpoint(workspace, arg: str | Path | None = None) -> Path | None:
+    """The checkpoint folder for `arg` (a run name, a run dir or a checkpoint folder).
+
+    With `arg` None: the workspace's latest run's checkpoint, or None when the workspace has no run (the caller
+    decides what that means). A named thing that holds no checkpoint raises a one-line InputError.
+    """
+    if arg is None:
+        for run in reversed(workspace.runs()):
+            found = checkpoint_of_run(run)
+            if found is not None:
+                return found
+        return None
+    path = Path(arg).expanduser()
+    if not path.exists() and "/" not in str(arg) and (workspace.runs_dir / str(arg)).exists():
+        path = workspace.run_dir(str(arg))
+    if not path.exists():
+        raise InputError(f"--checkpoint {arg}: no such run in {workspace.runs_dir} and no such folder")
+    if is_checkpoint_dir(path):
+        return path
+    found = checkpoint_of_run(path)
+    if found is None:
+        raise InputError(f"--checkpoint {arg}: {path} has no checkpoint (expected best/ or last/ with model.safetensors)")
+    return found

@@ -1,0 +1,78 @@
+"""DiffusionFakeConfig: everything needed to rebuild a model, serialised as the checkpoint's config.json.
+
+Kept free of torch/diffusers imports so the detector-only path and the CLI can read it cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from dfake_cli.errors import InputError
+
+CONFIG_NAME = "config.json"
+FORMAT = "dfake-diffusionfake-v1"
+
+
+@dataclass
+class DiffusionFakeConfig:
+    """The model's architecture, SD identity, input normalisation, ablations and loss weights.
+
+    `face_align` holds the face-alignment parameters of the cache the model was trained on (at least
+    size and margin); detect/reconstruct align new faces with them so inputs match training.
+    """
+
+    backbone: str = "efficientnet_b4"
+    image_size: int = 256
+    sd: str = "tiny"
+    sd_identity: str = ""
+    lambda_source: float = 0.7
+    lambda_target: float = 1.0
+    use_guide: bool = True
+    use_filter: bool = True
+    use_weight: bool = True
+    random_sd: bool = False
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    filter_heads: int = 4
+    weight_widths: tuple[int, ...] = (1024, 512, 256, 128)
+    face_align: dict = field(default_factory=lambda: {"size": 256, "margin": 1.3})
+
+    def __post_init__(self) -> None:
+        self.mean = tuple(float(v) for v in self.mean)
+        self.std = tuple(float(v) for v in self.std)
+        self.weight_widths = tuple(int(v) for v in self.weight_widths)
+        if self.image_size < 32 or self.image_size % 32:
+            raise InputError(f"image_size {self.image_size}: use a multiple of 32 (256 for SD-1.5)")
+        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
+            raise InputError("mean/std: give three values each, std > 0")
+        if self.lambda_source < 0 or self.lambda_target < 0:
+            raise InputError("lambda_source/lambda_target must be >= 0")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mean"], d["std"], d["weight_widths"] = list(self.mean), list(self.std), list(self.weight_widths)
+        return {"format": FORMAT, **d}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DiffusionFakeConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "DiffusionFakeConfig":
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "DiffusionFakeConfig":
+        path = Path(folder) / CONFIG_NAME
+        try:
+            return cls.from_json(path.read_text())
+        except FileNotFoundError as exc:
+            raise InputError(f"{path} not found: not a dfake checkpoint folder") from exc
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise InputError(f"{path}: not a valid dfake model config ({exc})") from exc
