@@ -14,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import queue
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -26,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from dfake_cli.errors import InputError, RunError
+from dfake_cli.evaluation.stream import ChunkReader, prefetch
 
 PRECISIONS = ("bf16", "fp32")
 
@@ -126,51 +125,6 @@ def _batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [rows[i:i + batch_size] for i in range(0, len(rows), batch_size)]
 
 
-def prefetch(read: Callable[[np.ndarray], np.ndarray], batches: list[np.ndarray], depth: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield (rows, faces) in order while a background thread reads up to `depth` batches ahead.
-
-    An error in the reader is re-raised in the consumer; stopping early (an exception in the consumer)
-    stops the thread.
-    """
-    q: queue.Queue = queue.Queue(maxsize=max(1, depth))
-    stop = threading.Event()
-    done = object()
-
-    def work() -> None:
-        try:
-            for rows in batches:
-                if stop.is_set():
-                    return
-                item = (rows, read(rows))
-                while not stop.is_set():
-                    try:
-                        q.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-        except BaseException as exc:  # handed to the consumer
-            q.put(exc)
-            return
-        q.put(done)
-
-    thread = threading.Thread(target=work, name="dfake-eval-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():  # unblock a reader waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                q.get_nowait()
-            thread.join(timeout=0.05)
-
-
 def evaluate_cache(
     detector: Any,
     cache_path: str | Path,
@@ -203,9 +157,9 @@ def evaluate_cache(
         bar = progress_bar("faces") if progress else None
         start = time.perf_counter()
         done = 0
-        with bar if bar is not None else contextlib.nullcontext():
+        with bar if bar is not None else contextlib.nullcontext(), ChunkReader(cache_path) as reader:
             task = bar.add_task(f"eval {name}", total=len(rows), rate="", info="") if bar is not None else None
-            for rows_b, faces in prefetch(cache.faces, _batches(rows, batch_size)):
+            for rows_b, faces in prefetch(reader.read, _batches(rows, batch_size)):
                 scores[done:done + len(rows_b)] = score(faces)
                 done += len(rows_b)
                 if bar is not None:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from dfake_cli.errors import InputError
-from dfake_cli.evaluation.evaluate import evaluate_cache, prefetch, run_eval, select_rows
+from dfake_cli.evaluation.evaluate import evaluate_cache, run_eval, select_rows
 from dfake_cli.evaluation.synthetic import SyntheticVideo, write_cache
 from dfake_cli.workspace import Workspace
 
@@ -120,19 +120,6 @@ def test_evaluate_cache_reports_throughput(ws):
     res = evaluate_cache(Brightness(), ws.cache_path("celebdf"), batch_size=5, progress=False)
     assert res.n_faces == 12 and res.faces_per_s > 0 and res.seconds > 0
     assert res.predictions["score"].round(6).tolist()[:3] == pytest.approx([10 / 255, 20 / 255, 30 / 255], abs=1e-6)
-
-
-def test_prefetch_passes_reader_errors_to_the_consumer():
-    def read(rows):
-        if rows[0] == 4:
-            raise OSError("disk on fire")
-        return rows * 2
-
-    got = []
-    with pytest.raises(OSError, match="disk on fire"):
-        for rows, data in prefetch(read, [np.array([0, 1]), np.array([2, 3]), np.array([4])]):
-            got.append(data.tolist())
-    assert got == [[0, 2], [4, 6]]
 
 
 def _tiny_checkpoint(run_dir):
