@@ -258,8 +258,6 @@ class DiffusionFake(nn.Module):
                 f"e.g. {(missing or unexpected)[0]})"
             )
         model.load_state_dict(state, strict=False)
-        if model.sd is not None:
-            model.sd.text_embedding = model.text_embedding.detach().clone()
         return model.to(device)
 
     def detector_config(self) -> dict:
