@@ -32,8 +32,10 @@ def tiny_ffpp(tiny_ffpp_master, tmp_path) -> Path:
     return dst
 
 
-def blank_frames(n: int = 10, size: int = TINY_SIZE) -> np.ndarray:
-    """Frames with no face in them: a smooth colour gradient."""
+@pytest.fixture(scope="session")
+def blank_frames() -> np.ndarray:
+    """10 frames with no face in them (a smooth colour gradient), 128 px."""
+    n, size = 10, TINY_SIZE
     ramp = np.linspace(40, 200, size, dtype=np.float32)
     img = np.stack([np.add.outer(ramp, ramp) / 2, np.tile(ramp, (size, 1)), np.full((size, size), 90.0)], -1)
     return np.repeat(img[None].astype(np.uint8), n, axis=0)

@@ -1,0 +1,82 @@
+"""`dfake prepare ff++`: the command end to end, its summary, reruns and one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dfake_cli.cli.main import main
+from dfake_cli.data.cache import FaceCache
+
+
+def run(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    from dfake_cli.sampledata.trees import write_ffpp_tree
+
+    root = tmp_path_factory.mktemp("cli_ffpp") / "FaceForensics++"
+    write_ffpp_tree(root, [0, 1], {"train": [("000", "001")]}, methods=("Deepfakes",), n_frames=6, size=128, seed=5)
+    return root
+
+
+def _skeleton(root, splits=("train", "val", "test")):
+    """Folders and split files only (enough for the errors that come before any decoding)."""
+    (root / "original_sequences" / "youtube" / "c23" / "videos").mkdir(parents=True)
+    (root / "manipulated_sequences" / "Deepfakes" / "c23" / "videos").mkdir(parents=True)
+    for s in splits:
+        (root / f"{s}.json").write_text(json.dumps([["000", "001"]]))
+    return root
+
+
+def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
+    ws = tmp_path / "ws"
+    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--frames", "2", "--size", "64", "--limit", "1"]
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    assert "videos" in out and "2 prepared of 2" in out and "skipped videos" in out and "frames/s" in out
+    with FaceCache(ws / "data" / "ffpp.h5") as c:
+        df = c.index
+        assert set(df.video_id[df.role == "input"]) == {"FaceForensics++/youtube/000",
+                                                        "FaceForensics++/Deepfakes/000_001"}
+        # The source of 000_001 is 001: prepared as a reference although --limit left it out as an input.
+        fake = df.index[(df.role == "input") & (df.label == 1)][0]
+        assert df.video_id[df.source_row[fake]] == "FaceForensics++/youtube/001"
+        assert c.has_latents and c.attrs["frames_per_video"] == 2
+    assert (ws / "data" / "ffpp.skipped.csv").read_text().startswith("video_id,path,reason,detail")
+    code, out, _ = run(args[:3] + ["ffpp"] + args[4:], capsys)  # the alias, same options
+    assert code == 0 and "already prepared" in out
+    code, _, err = run(args + ["--margin", "1.5"], capsys)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "margin 1.3 -> 1.5" in err and "--name" in err
+
+
+@pytest.mark.parametrize(
+    "setup, extra, expected",
+    [
+        (lambda r: r.mkdir(), [], "is not a FaceForensics++ tree: expected"),
+        (lambda r: _skeleton(r, ("train", "test")), [], "split file missing:"),
+        (_skeleton, ["--methods", "Deepfakes,FaceSwap"], "--methods FaceSwap: not found, expected"),
+        (_skeleton, ["--compression", "c99"], "--compression 'c99'"),
+        (_skeleton, [], "no usable videos"),
+    ],
+)
+def test_errors_are_one_line_exit_2(tmp_path, capsys, setup, extra, expected):
+    root = tmp_path / "FaceForensics++"
+    setup(root)
+    code, out, err = run(["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(root)] + extra, capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err
+
+
+def test_bad_option_values(tree, tmp_path, capsys):
+    base = ["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(tree)]
+    for extra, expected in ((["--frames", "0"], "--frames 0"), (["--size", "100"], "--size 100"),
+                            (["--device", "tpu"], "--device tpu"), (["--name", "../x"], "invalid cache name")):
+        code, _, err = run(base + extra, capsys)
+        assert code == 2 and expected in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,241 @@
+"""FF++ parsing and preparation end to end on miniature trees: pairs, skips, resume, reruns."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+from dfake_cli.data import prepare as prep
+from dfake_cli.data.cache import FaceCache
+from dfake_cli.data.datasets import get_parser
+from dfake_cli.data.faces import FaceAlignConfig, FaceExtractor
+from dfake_cli.data.video import frame_count, read_frames
+from dfake_cli.errors import InputError
+from dfake_cli.sampledata.videoio import write_video
+
+FRAMES, SIZE = 4, 64
+
+
+def _add_bad_inputs(root, blank_frames):
+    """A corrupt fake, a fake without a face, a real in no split, and a fake whose source is missing."""
+    vids = root / "manipulated_sequences"
+    (vids / "FaceSwap" / "c23" / "videos").mkdir(parents=True)
+    (vids / "FaceSwap" / "c23" / "videos" / "000_001.mp4").write_bytes(b"\x00not a video\x00" * 64)
+    write_video(vids / "FaceSwap" / "c23" / "videos" / "001_000.mp4", blank_frames)
+    real = root / "original_sequences" / "youtube" / "c23" / "videos"
+    shutil.copy(real / "000.mp4", real / "099.mp4")
+    shutil.copy(vids / "Deepfakes" / "c23" / "videos" / "000_001.mp4", vids / "Deepfakes" / "c23" / "videos" / "000_007.mp4")
+    (root / "val.json").write_text(json.dumps([["000", "007"]]))
+
+
+@pytest.fixture(scope="module")
+def prepared(tiny_ffpp_master, blank_frames, tmp_path_factory):
+    base = tmp_path_factory.mktemp("prepared")
+    root = base / "FaceForensics++"
+    shutil.copytree(tiny_ffpp_master, root)
+    _add_bad_inputs(root, blank_frames)
+    manifest = get_parser("ff++")(root)
+    result = prep.prepare_manifest(manifest, base / "data" / "ffpp.h5", frames=FRAMES, size=SIZE, training=True,
+                                   progress=False)
+    return root, manifest, result
+
+
+# ------------------------------------------------------------------------------------------- parser
+
+
+def test_parser_ids_splits_and_pairs(tiny_ffpp):
+    m = get_parser("ffpp")(tiny_ffpp)
+    ids = {i.video_id: i for i in m.items}
+    assert set(ids) == {"FaceForensics++/youtube/000", "FaceForensics++/youtube/001",
+                        "FaceForensics++/Deepfakes/000_001", "FaceForensics++/Deepfakes/001_000"}
+    fake = ids["FaceForensics++/Deepfakes/000_001"]
+    assert (fake.label, fake.split, fake.target, fake.source) == (
+        1, "train", "FaceForensics++/youtube/000", "FaceForensics++/youtube/001")
+    assert ids["FaceForensics++/youtube/001"].label == 0 and ids["FaceForensics++/youtube/001"].method == "youtube"
+    assert any("Face2Face not found" in n for n in m.notes)
+    # The parent folder works too, and the alias names the same parser.
+    assert len(get_parser("FF++")(tiny_ffpp.parent).items) == 4
+
+
+def test_parser_errors_name_what_was_expected(tiny_ffpp, tmp_path):
+    with pytest.raises(InputError, match="not a FaceForensics\\+\\+ tree.*original_sequences/youtube/c23/videos"):
+        get_parser("ffpp")(tmp_path / "elsewhere")
+    with pytest.raises(InputError, match="--methods FaceSwap: not found"):
+        get_parser("ffpp")(tiny_ffpp, methods="Deepfakes,FaceSwap")
+    with pytest.raises(InputError, match="c40"):
+        get_parser("ffpp")(tiny_ffpp, compression="c40")
+    (tiny_ffpp / "val.json").unlink()
+    with pytest.raises(InputError, match="split file missing: .*val.json"):
+        get_parser("ffpp")(tiny_ffpp)
+    with pytest.raises(InputError, match="unknown dataset"):
+        get_parser("nope")
+
+
+def test_parser_skips_unsplit_and_orphans(tiny_ffpp, blank_frames):
+    _add_bad_inputs(tiny_ffpp, blank_frames)
+    m = get_parser("ffpp")(tiny_ffpp, methods=["Deepfakes"])
+    reasons = {s[0]: s[2] for s in m.skipped}
+    assert reasons == {"FaceForensics++/youtube/099": "not in any split",
+                       "FaceForensics++/Deepfakes/000_007": "original missing"}
+
+
+def test_limit_is_per_method_and_split(tiny_ffpp):
+    m = get_parser("ffpp")(tiny_ffpp)
+    chosen = prep.select_items(m.items, 1)
+    assert [i.video_id for i in chosen] == ["FaceForensics++/youtube/000", "FaceForensics++/Deepfakes/000_001"]
+    with pytest.raises(InputError):
+        prep.select_items(m.items, 0)
+
+
+# ---------------------------------------------------------------------------------------- prepared
+
+
+def test_pairs_are_pixel_aligned_and_from_the_right_videos(prepared):
+    root, manifest, result = prepared
+    by_id = manifest.by_id()
+    warp = FaceExtractor(FaceAlignConfig(size=SIZE)).warp
+    with FaceCache(result.cache_path) as c:
+        df = c.index
+        fakes = df[(df.role == "input") & (df.label == 1)]
+        assert len(fakes) >= 2 * FRAMES - 1
+        for r in fakes.index:
+            fake = by_id[df.video_id[r]]
+            t, s = int(df.target_row[r]), int(df.source_row[r])
+            i = int(df.frame_index[r])
+            # Target: original T at the same frame, warped with the fake's own matrix (pixel-aligned).
+            assert df.video_id[t] == fake.target and df.frame_index[t] == i and df.role[t] == "reference"
+            m = c.matrices([r])[0]
+            np.testing.assert_array_equal(c.matrices([t])[0], m)
+            t_frame = read_frames(by_id[fake.target].path, indices=[i])[0][0]
+            np.testing.assert_array_equal(c.faces([t])[0], warp(t_frame, m))
+            # ... so away from the swapped face, fake and target agree; a 4-px shift breaks that.
+            f, tg = c.faces([r, t]).astype(np.float32)
+            border = np.zeros((SIZE, SIZE), bool)
+            border[:8], border[-8:], border[:, :8], border[:, -8:] = True, True, True, True
+            shifted = m.copy()
+            shifted[0, 2] += 4
+            off = warp(t_frame, shifted).astype(np.float32)
+            assert np.abs(f - tg)[border].mean() < 0.5 * np.abs(f - off)[border].mean()
+            # Source: original S at frame min(i, len(S) - 1), aligned by its own detection.
+            src = by_id[fake.source]
+            assert df.video_id[s] == fake.source
+            assert df.frame_index[s] == min(i, frame_count(src.path) - 1)
+            s_frame = read_frames(src.path, indices=[int(df.frame_index[s])])[0][0]
+            np.testing.assert_array_equal(c.faces([s])[0], warp(s_frame, c.matrices([s])[0]))
+            assert 0 < df.score_s[r] <= 1 and 0 < df.score_t[r] <= 1
+        # Identity swaps keep the target's pose and background: the fake is closer to its target.
+        assert (fakes.score_t > fakes.score_s).mean() >= 0.75
+
+
+def test_reals_are_their_own_pairs_and_latents_exist(prepared):
+    _, _, result = prepared
+    with FaceCache(result.cache_path) as c:
+        df = c.index
+        reals = df[(df.role == "input") & (df.label == 0)]
+        assert set(reals.video_id) == {"FaceForensics++/youtube/000", "FaceForensics++/youtube/001"}
+        assert (reals.source_row == reals.index).all() and (reals.target_row == reals.index).all()
+        assert (reals.score_s == 1).all() and (reals.score_t == 1).all()
+        assert set(df.split) == {"train"} and c.has_latents
+        mean, logvar = c.latent_moments([0, 1])
+        assert mean.shape == (2, 4, SIZE // 8, SIZE // 8) and logvar.shape == mean.shape
+        assert np.isfinite(mean).all()
+        a = c.attrs
+        assert a["sd_identity"] == "tiny-v1-seed0" and a["frames_per_video"] == FRAMES and a["size"] == SIZE
+        assert a["margin"] == pytest.approx(1.3) and a["dfake_version"] and a["created"]
+        assert json.loads(a["align"])["min_face_size"] == 32 and a["latent_scaling"] > 0
+        # No duplicated (video, frame, role) inputs; every input frame index is one of the evenly spaced ones.
+        inputs = df[df.role == "input"]
+        assert not inputs.duplicated(["video_id", "frame_index"]).any()
+        assert len(reals) == 2 * FRAMES
+
+
+def test_bad_inputs_are_skipped_listed_and_counted(prepared):
+    _, _, result = prepared
+    assert result.skipped == {"unreadable video": 1, "no face found": 1, "not in any split": 1,
+                              "original missing": 1}
+    with open(result.skipped_csv) as f:
+        rows = {r["video_id"]: r for r in csv.DictReader(f)}
+    assert rows["FaceForensics++/FaceSwap/000_001"]["reason"] == "unreadable video"
+    assert rows["FaceForensics++/FaceSwap/001_000"]["reason"] == "no face found"
+    assert rows["FaceForensics++/youtube/099"]["reason"] == "not in any split"
+    assert "007" in rows["FaceForensics++/Deepfakes/000_007"]["detail"]
+    assert result.videos == 6 and result.prepared == 4 and result.frames == 4 * FRAMES + FRAMES
+    assert set(result.timings) >= {"decode", "detect", "align", "encode", "write", "assemble"}
+    assert result.timings["detect"] > 0 and result.timings["encode"] > 0
+    assert not result.cache_path.with_name("ffpp.parts").exists()
+
+
+def test_rerun_is_fast_and_other_options_are_refused(prepared):
+    _, manifest, result = prepared
+    mtime = result.cache_path.stat().st_mtime_ns
+    t0 = time.perf_counter()
+    again = prep.prepare_manifest(manifest, result.cache_path, frames=FRAMES, size=SIZE, training=True, progress=False)
+    assert again.already_prepared and time.perf_counter() - t0 < 5
+    assert again.faces == result.faces and again.skipped == result.skipped
+    assert result.cache_path.stat().st_mtime_ns == mtime
+    with pytest.raises(InputError, match="different options.*frames 4 -> 5.*--name"):
+        prep.prepare_manifest(manifest, result.cache_path, frames=5, size=SIZE, training=True, progress=False)
+
+
+def test_interrupted_run_resumes_without_duplicates(prepared, tmp_path, monkeypatch):
+    _, manifest, full = prepared
+    out = tmp_path / "data" / "ffpp.h5"
+    real_run = prep.UnitWorker.run
+    calls = {"n": 0}
+
+    def dies_on_third(self, unit):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_run(self, unit)
+
+    monkeypatch.setattr(prep.UnitWorker, "run", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False)
+    assert not out.exists() and len(list((tmp_path / "data" / "ffpp.parts").glob("*.npz"))) == 2
+    monkeypatch.undo()
+    # Resume in two worker processes: only the remaining units run.
+    res = prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False, workers=2)
+    assert res.processed_units == full.processed_units - 2 and not res.already_prepared
+    with FaceCache(out) as c, FaceCache(full.cache_path) as ref:
+        cols = ["video_id", "frame_index", "label", "method", "split", "role", "source_row", "target_row"]
+        assert c.index[cols].equals(ref.index[cols])
+        diff = np.abs(c.faces(range(len(c))).astype(int) - ref.faces(range(len(ref))).astype(int))
+        assert diff.mean() < 1.0  # other thread counts may move a landmark by a hair
+    assert res.skipped == full.skipped
+
+
+def test_frames_and_image_items(tmp_path):
+    """Kinds the test sets use: pre-cropped face frames (no detection) and single images."""
+    import cv2
+    import matplotlib
+    from pathlib import Path
+
+    from dfake_cli.data.datasets import Manifest, VideoItem
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for k in (5, 12, 30):
+        cv2.imwrite(str(seq / f"{k}.png"), np.full((40, 50, 3), k * 4, np.uint8))
+    portrait = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((64, 64, 3), 128, np.uint8))
+    items = [
+        VideoItem("w/fake/1", seq, 1, "wdf", "test", kind="frames"),
+        VideoItem("d/real/gh", portrait, 0, "diffswap", "test", kind="image"),
+        VideoItem("d/real/blank", blank, 0, "diffswap", "test", kind="image"),
+    ]
+    res = prep.prepare_manifest(Manifest("mix", tmp_path, items), tmp_path / "mix.h5", frames=2, size=SIZE,
+                                progress=False)
+    assert res.skipped == {"no face found": 1}
+    with FaceCache(res.cache_path) as c:
+        df = c.index
+        assert list(df.video_id) == ["w/fake/1", "w/fake/1", "d/real/gh"]
+        assert list(df.frame_index[:2]) == [5, 30] and np.isnan(df.confidence[0]) and df.confidence[2] > 0.9
+        assert c.faces([0])[0].shape == (SIZE, SIZE, 3) and int(c.faces([1])[0].mean()) == 120
+        assert not c.has_latents and (df.source_row == -1).all()
