@@ -51,4 +51,6 @@ def register(app: typer.Typer) -> None:
                 f"{counts['frames']} faces, {counts['skipped']} skipped at preparation; "
                 f"{summary['faces_per_s']:,.0f} faces/s"
             )
+        for note in result.report.get("notes", []):
+            console.print(f"[yellow]note:[/] {note}")
         console.print(f"report: {result.out_dir / 'report.json'} (predictions.csv, roc.png alongside)")

@@ -232,7 +232,7 @@ def average(summaries: dict[str, dict], exclude: set[str]) -> dict:
 # the whole evaluation
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-ALIGNMENT_ATTRS = ("size", "margin", "detector", "align_template", "face_align", "frames_per_video")
+ALIGNMENT_ATTRS = ("size", "margin", "frames_per_video")
 
 
 @dataclass
@@ -270,6 +270,19 @@ def json_list(value) -> list[str]:
         except ValueError:
             pass
     return [text]
+
+
+def alignment_of(attrs: dict) -> dict:
+    """How the cache's faces were cropped (size, margin, the full alignment config when recorded)."""
+    import json
+
+    out = {k: attrs[k] for k in ALIGNMENT_ATTRS if k in attrs}
+    if "align" in attrs:
+        try:
+            out["align"] = json.loads(attrs["align"]) if isinstance(attrs["align"], str) else attrs["align"]
+        except ValueError:
+            out["align"] = str(attrs["align"])
+    return out
 
 
 def resolve_datasets(workspace, names: list[str]) -> dict[str, Path]:
@@ -422,7 +435,7 @@ def run_eval(
         summary["counts"]["skipped"] = _skipped_count(workspace, name, attrs)
         summary["faces_per_s"] = result.faces_per_s
         summary["seconds"] = result.seconds
-        summary["alignment"] = {k: attrs[k] for k in ALIGNMENT_ATTRS if k in attrs}
+        summary["alignment"] = alignment_of(attrs)
         summary["frames_per_video"] = frames or attrs.get("frames_per_video")
         summaries[name] = summary
         if protocol_frames is None:
@@ -431,6 +444,11 @@ def run_eval(
         curves[summary["display_name"]] = (fpr, tpr, summary["frame"]["auc"])
         all_predictions.append(pred)
 
+    notes = []
+    crops = {name: (s["alignment"].get("size"), s["alignment"].get("margin")) for name, s in summaries.items()}
+    if len(set(crops.values())) > 1:
+        notes.append("datasets were cropped differently (size, margin): "
+                     + ", ".join(f"{n} {c}" for n, c in crops.items()) + "; prepare them with the same --size/--margin")
     report = {
         "dfake_version": __version__,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -451,6 +469,7 @@ def run_eval(
         },
         "datasets": summaries,
         "average": average(summaries, in_domain),
+        "notes": notes,
     }
     predictions = pd.concat(all_predictions, ignore_index=True)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -48,6 +48,9 @@ def ws(tmp_path):
         SyntheticVideo("DiffSwap/fake/c.png", 1, "fake", _faces([150])),
     ], dataset="DiffSwap")
     write_cache(ws.cache_path("onlyreal"), [SyntheticVideo("X/real/1", 0, "real", _faces([1, 2]))], dataset="X")
+    write_cache(ws.cache_path("wide"), [SyntheticVideo("W/real/1", 0, "real", _faces([1])),
+                                        SyntheticVideo("W/fake/1", 1, "fake", _faces([9]))], dataset="W",
+                attrs={"margin": 2.0})
     return ws
 
 
@@ -77,6 +80,8 @@ def test_report_files_and_values(ws, tmp_path):
     assert avg["frame"]["auc"] == pytest.approx(np.mean([0.5, 33 / 36, 1.0]))
     assert avg["video"]["n_datasets"] == 2
     assert report["protocol"]["threshold"] == 0.5 and report["protocol"]["split"] == "test"
+    assert report["protocol"]["alignment"] == {"size": S, "margin": 1.3, "frames_per_video": 4}
+    assert report["notes"] == []
 
     pred = pd.read_csv(tmp_path / "r" / "predictions.csv")
     assert list(pred.columns) == ["dataset", "video_id", "frame_index", "label", "score"]
@@ -106,7 +111,9 @@ def test_all_means_every_cache_with_test_rows(ws, tmp_path):
         run_eval(ws, ["all"], detector=Brightness(), out=tmp_path / "r", progress=False)
     ws.cache_path("onlyreal").unlink()
     out = run_eval(ws, ["all"], detector=Brightness(), out=tmp_path / "r", progress=False)
-    assert sorted(out.report["datasets"]) == ["celebdf", "diffswap", "ffpp"]
+    assert sorted(out.report["datasets"]) == ["celebdf", "diffswap", "ffpp", "wide"]
+    # a set cropped with another margin is flagged: its numbers are not comparable
+    assert len(out.report["notes"]) == 1 and "wide (16, 2.0)" in out.report["notes"][0]
 
 
 def test_missing_dataset_and_missing_run(ws, tmp_path):
