@@ -16,6 +16,19 @@ def _version_of(dist: str) -> str:
         return "not installed"
 
 
+def model_size() -> dict:
+    """Parameter counts of the default SD-1.5 model (EN-B4), built on the meta device: no memory, ~1 s."""
+    from dfake_cli.models.diffusionfake import sd15_parameter_count
+
+    counts = sd15_parameter_count("efficientnet_b4")
+    return {
+        "trainable": counts["trainable"],
+        "guide": counts["guide"],
+        "frozen_sd": counts["frozen_unet"] + counts["frozen_vae"],
+        "inference": counts["inference"],
+    }
+
+
 def collect_info(workspace) -> dict:
     """Everything `dfake info` shows, as plain data (tests call this)."""
     import torch
@@ -39,6 +52,7 @@ def collect_info(workspace) -> dict:
         "workspace": str(workspace.root),
         "caches": [p.name for p in workspace.caches()],
         "runs": [p.name for p in workspace.runs()],
+        "model (SD-1.5, efficientnet_b4)": model_size(),
     }
     return info
 
@@ -65,5 +79,7 @@ def register(app: typer.Typer) -> None:
         for key, value in data.items():
             if isinstance(value, list):
                 value = ", ".join(value) if value else "(none)"
+            elif isinstance(value, dict):
+                value = ", ".join(f"{k} {v / 1e6:,.1f} M" for k, v in value.items()) + " parameters"
             table.add_row(key, str(value))
         console.print(table)
