@@ -81,15 +81,27 @@ def select_rows(index: pd.DataFrame, split: str = "test", frames: int | None = N
 def make_scorer(detector: Any, device: str = "cpu", precision: str = "fp32") -> Callable[[np.ndarray], np.ndarray]:
     """A function uint8 (N, H, W, 3) -> float probabilities of "fake" (N,).
 
-    Accepts anything with `predict_proba(uint8 NHWC)` (the Detector, a test double) or a plain callable.
-    A torch module is moved to `device` and put in eval mode; bf16 runs under autocast (CUDA or CPU).
+    Accepts, in this order: anything with `predict_proba(uint8 NHWC)` (the Detector, a test double); a
+    torch module with `preprocess(uint8 NHWC) -> float NCHW` whose forward returns logits (or a tuple
+    starting with them); a plain callable returning probabilities. A torch module is moved to `device`
+    and put in eval mode; bf16 runs under autocast (CUDA or CPU).
     """
     import torch
 
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     fn = getattr(detector, "predict_proba", None)
-    if fn is None:
+    if fn is None and isinstance(detector, torch.nn.Module):
+        if not callable(getattr(detector, "preprocess", None)):
+            raise InputError("a torch module needs predict_proba(images) or preprocess(images) to be evaluated")
+        module = detector
+
+        def fn(faces: np.ndarray) -> torch.Tensor:
+            x = module.preprocess(faces).to(device, non_blocking=True)
+            out = module(x)
+            logits = out[0] if isinstance(out, (tuple, list)) else out
+            return torch.sigmoid(logits.float()).reshape(-1)
+    elif fn is None:
         if not callable(detector):
             raise InputError("the detector must have predict_proba(images) or be callable")
         fn = detector

@@ -155,3 +155,27 @@ def test_real_detector_from_the_runs_best_checkpoint(ws, tmp_path):
     assert proto["sd_identity"] == "tiny-test" and proto["precision"] == "bf16"
     scores = out.predictions["score"]
     assert len(scores) == 15 and scores.between(0, 1).all()
+
+
+def test_scorer_accepts_a_module_with_preprocess_and_a_plain_function():
+    import torch
+
+    from dfake_cli.evaluation.evaluate import make_scorer
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(4.0))
+
+        def preprocess(self, faces):
+            return torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255.0 - 0.5
+
+        def forward(self, x):
+            return self.scale * x.mean(dim=(1, 2, 3)), None  # (logits, features)
+
+    faces = _faces([0, 255])
+    probs = make_scorer(Net())(faces)
+    assert probs == pytest.approx(1 / (1 + np.exp([2.0, -2.0])))
+    assert make_scorer(lambda f: f[:, 0, 0, 0] / 255.0)(faces) == pytest.approx([0.0, 1.0])
+    with pytest.raises(InputError, match="preprocess"):
+        make_scorer(torch.nn.Linear(1, 1))
