@@ -27,6 +27,7 @@ from dfake_cli.errors import InputError, RunError
 from dfake_cli.evaluation.stream import ChunkReader, prefetch
 
 PRECISIONS = ("bf16", "fp32")
+KNOWN_TESTSETS = ("celebdf", "dfdcp", "dfd", "wdf", "diffswap")
 
 
 @dataclass
@@ -315,7 +316,10 @@ def resolve_datasets(workspace, names: list[str]) -> dict[str, Path]:
             continue
         path = workspace.cache_path(name)
         if not path.is_file():
-            raise InputError(f"no prepared dataset {name!r} ({path} is missing); run 'dfake prepare {name} ROOT' first")
+            how = {"ffpp": "ff++ ROOT"}.get(name, f"{name} ROOT")
+            if name not in KNOWN_TESTSETS and name != "ffpp":
+                how = f"folder ROOT --name {name}"
+            raise InputError(f"no prepared dataset {name!r} ({path} is missing); run 'dfake prepare {how}' first")
         chosen.setdefault(name, path)
     return chosen
 

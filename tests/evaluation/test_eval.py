@@ -119,6 +119,8 @@ def test_all_means_every_cache_with_test_rows(ws, tmp_path):
 def test_missing_dataset_and_missing_run(ws, tmp_path):
     with pytest.raises(InputError, match="run 'dfake prepare dfdcp ROOT'"):
         run_eval(ws, ["dfdcp"], detector=Brightness(), progress=False)
+    with pytest.raises(InputError, match="run 'dfake prepare folder ROOT --name folder-mine'"):
+        run_eval(ws, ["folder-mine"], detector=Brightness(), progress=False)
     with pytest.raises(InputError, match="no trained run"):
         run_eval(ws, ["celebdf"], progress=False)
 
