@@ -23,7 +23,7 @@ from dfake_cli.errors import DfakeError
 from dfake_cli.workspace import Workspace
 
 # Each module here defines `register(app: typer.Typer) -> None`.
-COMMAND_MODULES = ["info", "prepare", "eval", "detect", "reconstruct"]
+COMMAND_MODULES = ["info", "prepare", "eval", "bench", "detect", "reconstruct", "train"]
 
 app = typer.Typer(
     name="dfake",

@@ -1,0 +1,268 @@
+"""`dfake bench train-step`: our DiffusionFake training step vs an official-like one, same process, same inputs.
+
+Weights are random (the cost of a step does not depend on them): the SD-1.5 UNet/VAE come from the packaged
+configs (`build_sd15_random`) and the backbone is EfficientNet-B4 with pretrained=False, at 256 px with
+4x32x32 latents. `--quick` swaps in the tiny SD and a tiny timm backbone at 64 px so the part runs in
+seconds on a CPU; those figures only show that the harness works.
+
+Our step is the trainer's step: latents sampled from precomputed VAE moments, the cached empty-prompt
+embedding, both branches in one 2B batch, frozen SD with requires_grad False, bf16 autocast (on CUDA by
+default), AdamW. The official-like step is in official.py. Both run on one model instance (one set of
+weights, one optimizer), so the two figures differ only in how the step is executed.
+"""
+
+from __future__ import annotations
+
+import gc
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+
+from dfake_cli.bench.common import (
+    BenchOptions,
+    BenchRow,
+    count_flops,
+    matmul_peak,
+    mfu,
+    peak_memory,
+    reset_peak_memory,
+    time_steps,
+)
+
+
+@dataclass
+class TrainStepSetup:
+    """The sizes of one train-step benchmark; `quick()` and `full()` are the two presets."""
+
+    sd: str = "sd15"  # "sd15" (random SD-1.5 sizes) | "tiny"
+    backbone: str = "efficientnet_b4"
+    image_size: int = 256
+    batch_size: int = 32
+    weight_widths: tuple[int, ...] = (1024, 512, 256, 128)
+    steps: int = 5
+    warmup: int = 2
+
+    @classmethod
+    def quick(cls) -> "TrainStepSetup":
+        return cls(sd="tiny", backbone="test_efficientnet", image_size=64, batch_size=2,
+                   weight_widths=(64, 32, 16, 8), steps=2, warmup=1)
+
+    @classmethod
+    def for_options(cls, options: BenchOptions) -> "TrainStepSetup":
+        setup = cls.quick() if options.quick else cls()
+        if not options.quick and options.torch_device.type == "cpu":
+            setup.batch_size, setup.steps, setup.warmup = 1, 1, 1  # SD-1.5 scale on a CPU: seconds per image
+        if options.batch_size is not None:
+            setup.batch_size = options.batch_size
+        if options.steps is not None:
+            setup.steps = options.steps
+        if options.warmup is not None:
+            setup.warmup = options.warmup
+        return setup
+
+
+def build_model(setup: TrainStepSetup, device: torch.device, seed: int = 0):
+    """(DiffusionFake, StableDiffusion) with random weights at the setup's sizes, on `device`, fp32."""
+    from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig
+    from dfake_cli.models.sd import build_sd15_random, load_stable_diffusion
+
+    torch.manual_seed(seed)
+    sd = build_sd15_random() if setup.sd == "sd15" else load_stable_diffusion(setup.sd)
+    config = DiffusionFakeConfig(backbone=setup.backbone, image_size=setup.image_size, sd=setup.sd,
+                                 weight_widths=setup.weight_widths,
+                                 face_align={"size": setup.image_size, "margin": 1.3})
+    model = DiffusionFake(config, sd).to(device)
+    model.train()
+    return model, sd
+
+
+@dataclass
+class StepInputs:
+    """One batch as both steps need it: images for the official step, VAE moments for ours."""
+
+    x: torch.Tensor
+    labels: torch.Tensor
+    source_images: torch.Tensor
+    target_images: torch.Tensor
+    mean_s: torch.Tensor
+    logvar_s: torch.Tensor
+    mean_t: torch.Tensor
+    logvar_t: torch.Tensor
+    score_s: torch.Tensor
+    score_t: torch.Tensor
+
+
+def make_inputs(model, batch_size: int, device: torch.device, seed: int = 0) -> StepInputs:
+    """Random faces in [-1, 1] and their VAE moments, encoded once (as prepare stores them in the cache)."""
+    from dfake_cli.models.sd import encode_latent_moments
+
+    g = torch.Generator().manual_seed(seed)
+    s = model.config.image_size
+    images = torch.rand(3 * batch_size, 3, s, s, generator=g) * 2 - 1  # input, source, target
+    images = images.to(device)
+    x = (images[:batch_size] + 1) / 2
+    mean = torch.tensor(model.config.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(model.config.std, device=device).view(1, 3, 1, 1)
+    x = (x - mean) / std
+    src, tgt = images[batch_size:2 * batch_size], images[2 * batch_size:]
+    moments = [encode_latent_moments(model.sd.vae, part) for part in (src, tgt)]
+    labels = (torch.arange(batch_size) % 2).to(device)
+    scores = torch.rand(2, batch_size, generator=g).to(device)
+    return StepInputs(x, labels, src, tgt, moments[0][0], moments[0][1], moments[1][0], moments[1][1],
+                      scores[0], scores[1])
+
+
+def sample_latents(mean: torch.Tensor, logvar: torch.Tensor, scaling: float, generator=None) -> torch.Tensor:
+    """A posterior sample from stored moments, scaled as the UNet expects (what the data loader does)."""
+    noise = torch.randn(mean.shape, generator=generator, device=generator.device if generator is not None else mean.device)
+    return (mean + torch.exp(0.5 * logvar) * noise.to(mean.device)) * scaling
+
+
+def enable_low_memory(model) -> list[str]:
+    """Activation checkpointing in the guide, the frozen UNet and the backbone (numerics unchanged)."""
+    done = []
+    model.enable_gradient_checkpointing()
+    done.append("guide+unet gradient checkpointing")
+    backbone = model.detector.encoder.model
+    if hasattr(backbone, "set_grad_checkpointing"):
+        try:
+            backbone.set_grad_checkpointing(True)
+            done.append("backbone grad checkpointing")
+        except (AssertionError, NotImplementedError, AttributeError):
+            pass
+    return done
+
+
+def our_losses(model, inputs: StepInputs, precision: str, generator=None) -> dict:
+    """Our step's forward: sampled latents, cached text embedding, one 2B batch, optional bf16 autocast."""
+    scaling = model.sd.scaling_factor
+    z_s = sample_latents(inputs.mean_s, inputs.logvar_s, scaling, generator)
+    z_t = sample_latents(inputs.mean_t, inputs.logvar_t, scaling, generator)
+    device = inputs.x.device
+    ctx = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
+    with ctx:
+        return model.losses(inputs.x, inputs.labels, z_s, z_t, inputs.score_s, inputs.score_t, generator=generator)
+
+
+def make_our_step(model, optimizer, inputs: StepInputs, precision: str, compiled: bool = False,
+                  seed: int = 0) -> Callable[[], float]:
+    forward = our_losses
+    if compiled:
+        forward = torch.compile(our_losses)
+    device = inputs.x.device
+    gen = torch.Generator(device=device).manual_seed(seed)
+
+    def step() -> float:
+        out = forward(model, inputs, precision, gen)
+        optimizer.zero_grad(set_to_none=True)
+        out["total"].backward()
+        optimizer.step()
+        return out["total"].detach()
+
+    return step
+
+
+def make_official_step(model, optimizer, text_encoder, inputs: StepInputs, seed: int = 0) -> Callable[[], Any]:
+    from dfake_cli.bench.official import OfficialInputs, official_losses
+
+    off_inputs = OfficialInputs(inputs.x, inputs.labels, inputs.source_images, inputs.target_images,
+                                inputs.score_s, inputs.score_t)
+    gen = torch.Generator(device=inputs.x.device).manual_seed(seed)
+    unet_params = list(model.sd.unet.parameters())
+
+    def step():
+        out = official_losses(model, text_encoder, off_inputs, gen)
+        optimizer.zero_grad(set_to_none=True)
+        for p in unet_params:  # the reference code accumulates these too; they never reach the optimizer
+            p.grad = None
+        out["total"].backward()
+        optimizer.step()
+        return out["total"].detach()
+
+    return step
+
+
+def _measure(name: str, step: Callable[[], Any], setup: TrainStepSetup, device: torch.device,
+             peak: dict, count: bool = True) -> dict[str, Any]:
+    """FLOPs from the first (warm-up) call under FlopCounterMode, then the timed steps and peak memory."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    reset_peak_memory(device)
+    flops = count_flops(step) if count else None
+    timing = time_steps(step, device, steps=setup.steps, warmup=max(0, setup.warmup - (1 if count else 0)))
+    mem, mem_label = peak_memory(device)
+    sec = timing.median
+    metrics: dict[str, Any] = {
+        "ms_per_step": 1000 * sec,
+        "images_per_s": setup.batch_size / sec,
+        "peak_memory_bytes": mem,
+        "peak_memory_kind": mem_label,
+        "batch_size": setup.batch_size,
+        "steps_timed": len(timing.times),
+    }
+    if flops is not None:
+        metrics["flops_per_step"] = flops
+        metrics["flops_per_image"] = flops / setup.batch_size
+        metrics["mfu"] = mfu(flops, sec, peak["flops_per_s"])
+    return metrics
+
+
+def bench_train_step(options: BenchOptions) -> list[BenchRow]:
+    """Rows: ours, official-like, and their ratio (images/s of ours over official-like)."""
+    from dfake_cli.bench.official import official_mode, text_encoder_for
+
+    device = options.torch_device
+    setup = TrainStepSetup.for_options(options)
+    precision = options.resolved_precision()
+    peak = matmul_peak(device)
+    model, _ = build_model(setup, device, options.seed)
+    params = model.count_parameters()
+    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5, weight_decay=0.01)
+    inputs = make_inputs(model, setup.batch_size, device, options.seed)
+    text_encoder, text_note = text_encoder_for(model.sd.unet)
+    text_encoder = text_encoder.to(device).requires_grad_(False).eval()
+    common = {"setup": asdict(setup), "matmul_peak_flops_per_s": peak["flops_per_s"], "matmul_peak": peak["label"],
+              "trainable_params": params["trainable"]}
+
+    ours_notes = []
+    if options.low_memory:
+        ours_notes += enable_low_memory(model)
+    step = make_our_step(model, optimizer, inputs, precision, compiled=options.compile, seed=options.seed)
+    ours = _measure("ours", step, setup, device, peak, count=not options.compile)
+    if options.compile:  # FlopCounterMode does not see inside compiled graphs: count on the eager step
+        ours_flops = count_flops(make_our_step(model, optimizer, inputs, precision, seed=options.seed))
+        ours.update(flops_per_step=ours_flops, flops_per_image=ours_flops / setup.batch_size,
+                    mfu=mfu(ours_flops, ours["ms_per_step"] / 1000, peak["flops_per_s"]))
+    if options.low_memory:
+        model.sd.unet.disable_gradient_checkpointing()
+        model.guide.disable_gradient_checkpointing()
+        backbone = model.detector.encoder.model
+        if hasattr(backbone, "set_grad_checkpointing"):
+            try:
+                backbone.set_grad_checkpointing(False)
+            except (AssertionError, NotImplementedError, AttributeError):
+                pass
+    del step
+    optimizer.zero_grad(set_to_none=True)
+
+    with official_mode(model):
+        off_step = make_official_step(model, optimizer, text_encoder, inputs, seed=options.seed)
+        official = _measure("official-like", off_step, setup, device, peak)
+        del off_step
+    optimizer.zero_grad(set_to_none=True)
+
+    variant = f"ours ({precision}{', compiled' if options.compile else ''}{', low-memory' if options.low_memory else ''})"
+    rows = [
+        BenchRow("train-step", variant, {**ours, "precision": precision, **common}, ours_notes),
+        BenchRow("train-step", "official-like (fp32)", {**official, "precision": "fp32", **common}, [text_note]),
+        BenchRow("train-step", "ratio ours/official-like", {
+            "speedup": ours["images_per_s"] / official["images_per_s"],
+            "memory_ratio": ours["peak_memory_bytes"] / max(1, official["peak_memory_bytes"]),
+            "batch_size": setup.batch_size,
+        }, ["images/s of ours over official-like" + ("; CPU memory is the process RSS peak, which never "
+                                                      "goes down, so the two peaks are not separable" if device.type == "cpu" else "")]),
+    ]
+    return rows

@@ -1,0 +1,1 @@
+"""Training: the resolved config (TOML + flags), cache-backed data loading, the resumable (DDP) trainer."""

@@ -1,0 +1,114 @@
+"""Distributed training set-up from torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_*).
+
+One process per device: NCCL when the process owns a CUDA device, gloo on CPU. Without torchrun's
+variables everything degrades to a single process and no process group is created.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+
+from dfake_cli.errors import InputError
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+    initialised: bool = False  # whether we created the process group (and must destroy it)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"environment variable {name}={value!r} is not a whole number (set by torchrun)") from None
+
+
+def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
+    """`requested` (cpu / cuda / cuda:N) or CUDA when available; under torchrun, cuda:<LOCAL_RANK>."""
+    if requested is None:
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {requested}: no CUDA device is available here; pass --device cpu")
+        if requested == "cuda":
+            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+        dev = torch.device(requested)
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) here")
+        return dev
+    return torch.device("cpu")
+
+
+def init_distributed(requested_device: str | None = None) -> DistInfo:
+    """Read torchrun's variables; create the process group if WORLD_SIZE > 1 (and none exists yet)."""
+    import torch.distributed as dist
+
+    world = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local = _env_int("LOCAL_RANK", rank)
+    device = pick_device(requested_device, local)
+    if world <= 1:
+        return DistInfo(0, 1, 0, device, False)
+    created = False
+    if not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        created = True
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local, device, created)
+
+
+def barrier(info: DistInfo) -> None:
+    if info.distributed:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def any_true(info: DistInfo, flag: bool) -> bool:
+    """True on every rank if `flag` is true on any rank (e.g. a non-finite loss somewhere)."""
+    if not info.distributed:
+        return flag
+    import torch.distributed as dist
+
+    t = torch.tensor([1.0 if flag else 0.0], device=info.device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item() > 0)
+
+
+def broadcast_object(info: DistInfo, obj):
+    """Rank 0's `obj` on every rank (small Python values: a run name, a decision)."""
+    if not info.distributed:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def shutdown(info: DistInfo) -> None:
+    if info.initialised:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()

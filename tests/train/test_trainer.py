@@ -1,0 +1,116 @@
+"""The trainer end to end on a tiny cache: what a step updates, exact resume, NaN handling, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from dfake_cli.errors import InputError, RunError
+from dfake_cli.train import trainer
+from dfake_cli.train.trainer import train
+
+from .conftest import SIZE, make_cache, tiny_config
+
+
+def _samples(run_dir):
+    with open(run_dir / "samples.csv", newline="") as f:
+        return [(int(r["step"]), r["rows"]) for r in csv.DictReader(f)]
+
+
+def test_steps_update_every_trainable_tensor_and_nothing_frozen(workspace):
+    # Two steps, no weight decay: at step 1 the zero-initialised convs block every gradient upstream of
+    # them (guide, filters, upsamplers), so only a second step can show that gradients reach everything.
+    config = tiny_config(steps=2, weight_decay=0.0, val_losses=False)
+    torch.manual_seed(trainer._seed_of(config.seed, 0xB01D))  # the trainer's own initialisation
+    initial = trainer._build_model(config, SIZE, {"size": SIZE}, torch.device("cpu"), None)
+    before = {k: v.clone() for k, v in initial.state_dict().items()}
+
+    result = train(config, workspace)
+    model = result.model
+    assert result.step == 2
+    trainable = {id(p) for p in model.trainable_parameters()}
+    names = dict(model.named_parameters())
+    assert trainable and all(p.requires_grad for p in model.trainable_parameters())
+    unchanged = [n for n, p in names.items() if id(p) in trainable and torch.equal(p.detach(), before[n])]
+    # The tiny SD's empty-prompt embedding is all zeros, so cross-attention keys/values are 0 and its
+    # query/key/value/output weights (and the norm in front of it) get exactly zero gradient; nothing else may.
+    assert float(model.text_embedding.abs().max()) == 0.0
+    blind = [n for n in unchanged if (".attn2.to_" in n and not n.endswith("to_out.0.bias")) or ".norm2." in n]
+    assert unchanged == blind and len(blind) < 0.1 * len(trainable)
+    frozen = [n for n, p in names.items() if id(p) not in trainable]
+    assert any(n.startswith("frozen.unet") for n in frozen) and any(n.startswith("frozen.vae") for n in frozen)
+    assert all(not names[n].requires_grad and torch.equal(names[n].detach(), before[n]) for n in frozen)
+    for part in ("guide", "upsample_s", "filter_t", "weight_s", "detector"):
+        assert any(n.startswith(part) for n in names if id(names[n]) in trainable), part
+
+
+def test_resume_equals_uninterrupted(workspace):
+    # 4 steps straight vs 2 steps + --resume to 4 (the epoch has 6 steps: resume lands mid-epoch)
+    straight = train(tiny_config(run="straight", steps=4, val_losses=False), workspace)
+    first = train(tiny_config(run="pieces", steps=2, val_losses=False), workspace)
+    assert first.step == 2
+    with pytest.raises(InputError, match="backbone"):  # a resumed run keeps its architecture
+        train(tiny_config(run="pieces", steps=4, resume=True, backbone="resnet18"), workspace)
+    resumed = train(tiny_config(run="pieces", steps=4, resume=True, val_losses=False), workspace)
+    assert straight.step == resumed.step == 4
+    a = load_file(str(straight.last_dir / "model.safetensors"))
+    b = load_file(str(resumed.last_dir / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert _samples(straight.run_dir) == _samples(resumed.run_dir)
+    assert [s for s, _ in _samples(resumed.run_dir)] == [1, 2, 3, 4]
+    for r in (straight, resumed):
+        with open(r.run_dir / "metrics.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [int(m["step"]) for m in rows if m["phase"] == "train"] == [1, 2, 3, 4]
+        assert rows[-1]["phase"] == "val" and rows[-1]["step"] == "4" and float(rows[-1]["auc"]) >= 0
+    for r in (straight, resumed):
+        state = json.loads((r.last_dir / "trainer_state.json").read_text())
+        assert state["step"] == 4 and state["epoch"] == 0 and state["position"] == 4
+    # the optimiser moments travel through safetensors (no pickle anywhere in last/)
+    opt = load_file(str(resumed.last_dir / "trainer_state.safetensors"))
+    assert any(k.endswith(".exp_avg_sq") for k in opt) and "rng.torch" in opt
+    assert not list(resumed.last_dir.glob("*.pt")) and not list(resumed.last_dir.glob("*.pkl"))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(workspace, monkeypatch):
+    from dfake_cli.models.diffusionfake import DiffusionFake
+
+    real_losses = DiffusionFake.losses
+    calls = {"n": 0}
+
+    def poisoned(self, *args, **kwargs):
+        out = real_losses(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            out["total"] = out["total"] * float("nan")
+        return out
+
+    monkeypatch.setattr(DiffusionFake, "losses", poisoned)
+    config = tiny_config(run="nan", steps=3, save_every=2, val_losses=False)
+    last = workspace.run_dir("nan") / "last"
+    with pytest.raises(RunError) as err:
+        train(config, workspace)
+    message = str(err.value)
+    assert "nan at step 3" in message and str(last) in message and "--lr" in message
+    assert json.loads((last / "trainer_state.json").read_text())["step"] == 2  # the step-2 save, untouched
+
+
+def test_sd_mismatch_is_one_clear_error(tmp_path):
+    from dfake_cli.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    make_cache(ws.cache_path("other"), videos={"train": 2, "val": 1}, frames=2, sd_identity="sd15-abc")
+    with pytest.raises(InputError, match="prepared with Stable Diffusion 'sd15-abc'"):
+        train(tiny_config(data="other"), ws)
+
+
+def test_missing_cache_and_existing_run(workspace):
+    with pytest.raises(InputError, match="cache not found"):
+        train(tiny_config(data="nope"), workspace)
+    train(tiny_config(run="dup", steps=1, use_guide=False), workspace)
+    with pytest.raises(InputError, match="already exists"):
+        train(tiny_config(run="dup", steps=1, use_guide=False), workspace)
