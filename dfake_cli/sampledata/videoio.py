@@ -1,7 +1,9 @@
 """Writing small H.264 videos reproducibly (sample data, test fixtures, benchmarks).
 
 PyAV's bundled x264 writes different bytes on every run unless its assembly is off (`asm=0`), so the
-generator passes it: the same seed then gives byte-identical files.
+generator passes it: the same seed then gives byte-identical files. The muxer runs with
+`fflags=+bitexact` so no library version string lands in the file: importing decord (which bundles its
+own libavformat) changes that string from Lavf62.12.102 to Lavf62.12.101 in the same process.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ def write_video(
     if h % 2 or w % 2:
         raise ValueError(f"H.264 needs even frame sizes, got {w}x{h}")
     tmp = path.with_name(f".{path.name}.tmp.mp4")
-    with av.open(str(tmp), mode="w") as container:
+    with av.open(str(tmp), mode="w", options={"fflags": "+bitexact"}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = w, h
         stream.pix_fmt = "yuv420p"
