@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -95,14 +96,17 @@ def test_limit_is_per_method_and_split(tiny_ffpp):
 # ---------------------------------------------------------------------------------------- prepared
 
 
-def test_pairs_are_pixel_aligned_and_from_the_right_videos(prepared):
-    root, manifest, result = prepared
+def assert_pairs_right(cache_path, manifest, size) -> int:
+    """Every fake input's target is original T's same frame warped with the fake's matrix (pixel-aligned),
+    and its source is original S's frame min(i, len(S) - 1) with S's own alignment. Returns the fake count."""
     by_id = manifest.by_id()
-    warp = FaceExtractor(FaceAlignConfig(size=SIZE)).warp
-    with FaceCache(result.cache_path) as c:
+    warp = FaceExtractor(FaceAlignConfig(size=size)).warp
+    border = np.zeros((size, size), bool)
+    b = size // 8
+    border[:b], border[-b:], border[:, :b], border[:, -b:] = True, True, True, True
+    with FaceCache(cache_path) as c:
         df = c.index
         fakes = df[(df.role == "input") & (df.label == 1)]
-        assert len(fakes) >= 2 * FRAMES - 1
         for r in fakes.index:
             fake = by_id[df.video_id[r]]
             t, s = int(df.target_row[r]), int(df.source_row[r])
@@ -113,12 +117,10 @@ def test_pairs_are_pixel_aligned_and_from_the_right_videos(prepared):
             np.testing.assert_array_equal(c.matrices([t])[0], m)
             t_frame = read_frames(by_id[fake.target].path, indices=[i])[0][0]
             np.testing.assert_array_equal(c.faces([t])[0], warp(t_frame, m))
-            # ... so away from the swapped face, fake and target agree; a 4-px shift breaks that.
+            # ... so away from the swapped face, fake and target agree; a shift of size/16 px breaks that.
             f, tg = c.faces([r, t]).astype(np.float32)
-            border = np.zeros((SIZE, SIZE), bool)
-            border[:8], border[-8:], border[:, :8], border[:, -8:] = True, True, True, True
             shifted = m.copy()
-            shifted[0, 2] += 4
+            shifted[0, 2] += size / 16
             off = warp(t_frame, shifted).astype(np.float32)
             assert np.abs(f - tg)[border].mean() < 0.5 * np.abs(f - off)[border].mean()
             # Source: original S at frame min(i, len(S) - 1), aligned by its own detection.
@@ -128,8 +130,29 @@ def test_pairs_are_pixel_aligned_and_from_the_right_videos(prepared):
             s_frame = read_frames(src.path, indices=[int(df.frame_index[s])])[0][0]
             np.testing.assert_array_equal(c.faces([s])[0], warp(s_frame, c.matrices([s])[0]))
             assert 0 < df.score_s[r] <= 1 and 0 < df.score_t[r] <= 1
+        return len(fakes)
+
+
+def test_pairs_are_pixel_aligned_and_from_the_right_videos(prepared):
+    _, manifest, result = prepared
+    assert assert_pairs_right(result.cache_path, manifest, SIZE) >= 2 * FRAMES - 1
+    with FaceCache(result.cache_path) as c:
+        df = c.index
+        fakes = df[(df.role == "input") & (df.label == 1)]
         # Identity swaps keep the target's pose and background: the fake is closer to its target.
         assert (fakes.score_t > fakes.score_s).mean() >= 0.75
+
+
+def test_sample_data_builds_a_cache_with_right_pairs(tmp_path):
+    """The shipped miniature (8 ids, three splits, 48-64 frames): a subset keeps the test short."""
+    root = Path(__file__).resolve().parents[2] / "sample_data" / "FaceForensics++"
+    manifest = get_parser("ff++")(root, methods="Deepfakes,Face2Face")
+    result = prep.prepare_manifest(manifest, tmp_path / "ffpp.h5", frames=3, size=SIZE, training=True, limit=1,
+                                   progress=False)
+    assert result.skipped == {} and result.prepared == result.videos == 9
+    assert assert_pairs_right(result.cache_path, manifest, SIZE) >= 5 * 3
+    with FaceCache(result.cache_path) as c:
+        assert set(c.index.split[c.input_rows()]) == {"train", "val", "test"}
 
 
 def test_reals_are_their_own_pairs_and_latents_exist(prepared):
@@ -214,7 +237,6 @@ def test_frames_and_image_items(tmp_path):
     """Kinds the test sets use: pre-cropped face frames (no detection) and single images."""
     import cv2
     import matplotlib
-    from pathlib import Path
 
     from dfake_cli.data.datasets import Manifest, VideoItem
 
