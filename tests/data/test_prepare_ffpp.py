@@ -261,3 +261,29 @@ def test_frames_and_image_items(tmp_path):
         assert list(df.frame_index[:2]) == [5, 30] and np.isnan(df.confidence[0]) and df.confidence[2] > 0.9
         assert c.faces([0])[0].shape == (SIZE, SIZE, 3) and int(c.faces([1])[0].mean()) == 120
         assert not c.has_latents and (df.source_row == -1).all()
+
+
+def test_mask_video_picks_the_manipulated_face(tmp_path):
+    """DFD-style: two people; the mask video marks the smaller one, so that face is cropped throughout."""
+    import cv2
+    import matplotlib
+
+    from dfake_cli.data.datasets import Manifest, VideoItem
+
+    img = cv2.imread(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))[:, :, ::-1]
+    frame = np.full((240, 320, 3), 50, np.uint8)
+    frame[20:195, 10:160] = cv2.resize(img, (150, 175))
+    frame[60:177, 200:300] = cv2.resize(img, (100, 117))[:, ::-1]
+    mask = np.zeros_like(frame)
+    mask[70:170, 205:295] = 255
+    write_video(tmp_path / "v.mp4", [frame] * 4)
+    write_video(tmp_path / "m.mp4", [mask] * 4)
+    items = [VideoItem("dfd/x/plain", tmp_path / "v.mp4", 1, "x", "test"),
+             VideoItem("dfd/x/masked", tmp_path / "v.mp4", 1, "x", "test", mask_path=tmp_path / "m.mp4")]
+    res = prep.prepare_manifest(Manifest("dfd", tmp_path, items), tmp_path / "d.h5", frames=2, size=SIZE,
+                                progress=False)
+    with FaceCache(res.cache_path) as c:
+        m = c.matrices(range(4))
+        # Where the crop centre comes from in the frame: the left face without the mask, the right one with it.
+        inv = [cv2.invertAffineTransform(x.astype(np.float64)) @ np.array([SIZE / 2, SIZE / 2, 1]) for x in m]
+        assert all(x[0] < 160 for x in inv[:2]) and all(x[0] > 200 for x in inv[2:])
