@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -219,12 +219,13 @@ def _plan(shards: list[Path], metas: list[dict], training: bool, stats: Assemble
 
 def assemble(
     shards: Sequence[Path], out_path: Path, attrs: dict, training: bool, size: int,
-    split_of: dict[str, str] | None = None, compression_level: int = 1,
+    compression_level: int = 1, before_complete: Callable[[object, AssembleStats], None] | None = None,
 ) -> AssembleStats:
     """Write the final cache from finished shards (in order), atomically; returns row counts and skips.
 
     Rows of skipped shards are absent; fake frames whose source original has no face at the paired frame
-    are dropped with their target row (counted in `dropped_frames`).
+    are dropped with their target row (counted in `dropped_frames`). `before_complete(h5file, stats)` runs
+    inside the temporary file just before it is marked complete and renamed (summaries, side files).
     """
     import h5py
 
@@ -292,6 +293,8 @@ def assemble(
                 h.attrs[key] = value
             h.attrs["schema_version"] = SCHEMA_VERSION
             h.attrs["n_rows"] = n
+            if before_complete is not None:
+                before_complete(h, stats)
             h.attrs["complete"] = True
     return stats
 

@@ -70,6 +70,7 @@ class Unit:
     indices: Optional[list[int]] = None
     source_indices: list[int] = field(default_factory=list)  # extra frames needed as source faces
     target_path: Optional[Path] = None  # fakes (training): original T, warped with the fake's matrices
+    target_method: str = "youtube"  # the method column of those target rows (T's own)
     source_count: int = 0  # fakes (training): frames of original S (to clamp the paired frame)
     shard: Optional[Path] = None
 
@@ -241,7 +242,7 @@ class UnitWorker:
                 link[r] = n + r
                 source_frame[r] = min(fidx[r], max(0, unit.source_count - 1))
             video_ids += [item.target] * n
-            methods += ["youtube" if item.target and "/youtube/" in item.target else "original"] * n
+            methods += [unit.target_method] * n
             labels += [0] * n
             link = np.concatenate([link, np.full(n, -1, np.int64)])
             source_frame = np.concatenate([source_frame, np.full(n, -1, np.int64)])
@@ -436,7 +437,8 @@ def plan_units(
         s_count = int(counts[str(source.path)])
         src_unit = originals.setdefault(source.video_id, Unit(source, False, indices=[]))
         src_unit.source_indices = sorted(set(src_unit.source_indices) | {min(i, s_count - 1) for i in own})
-        fakes.append(Unit(item, True, indices=own, target_path=target.path, source_count=s_count))
+        fakes.append(Unit(item, True, indices=own, target_path=target.path, target_method=target.method,
+                          source_count=s_count))
     for unit in originals.values():
         if not unit.is_input:
             unit.indices = []
@@ -603,7 +605,6 @@ def prepare_manifest(
             skipped.append((m["video_id"], m["path"], m["reason"], m.get("detail", "")))
     if training:  # recorded by the workers that loaded the VAE
         scaling = next((float(m["latent_scaling"]) for m in metas if m.get("latent_scaling")), scaling)
-    summary_counts = Counter(r[2] for r in skipped)
     attrs = {
         "dataset": manifest.dataset, "root": str(manifest.root), "sd_identity": sd_id,
         "latent_scaling": scaling, "size": config.size, "margin": config.margin,
@@ -620,36 +621,30 @@ def prepare_manifest(
         no_face_frames=sum(int(m.get("no_face", 0)) for m in input_units),
         notes=list(manifest.notes), processed_units=processed,
     )
-    stats = _assemble_with_summary(units, metas, cache_path, attrs, training, config.size, skipped, result)
+
+    def finish(h, stats: cache_mod.AssembleStats) -> None:
+        """Before the cache is marked complete: the skip list and the summary a rerun shows."""
+        skipped.extend(stats.skipped)
+        result.skipped = dict(Counter(r[2] for r in skipped))
+        result.dropped_frames = stats.dropped_frames
+        ok = {m["video_id"] for m in input_units if m["status"] == "ok"} - {r[0] for r in stats.skipped}
+        result.prepared = len(ok)
+        write_skipped_csv(skipped_csv, skipped)
+        h.attrs["summary"] = json.dumps({
+            "videos": result.videos, "prepared": result.prepared, "frames": result.frames,
+            "faces": stats.inputs, "rows": stats.rows, "no_face_frames": result.no_face_frames,
+            "skipped": result.skipped, "dropped_frames": stats.dropped_frames,
+        })
+
+    stats = cache_mod.assemble([u.shard for u in units], cache_path, attrs, training, config.size,
+                               before_complete=finish)
     timings["assemble"] += time.perf_counter() - t0
-    write_skipped_csv(skipped_csv, skipped)
     shutil.rmtree(parts, ignore_errors=True)
     result.rows = stats.rows
     result.faces = stats.inputs
     result.timings = timings
     result.elapsed = time.perf_counter() - t_start
     return result
-
-
-def _assemble_with_summary(units, metas, cache_path, attrs, training, size, skipped, result) -> cache_mod.AssembleStats:
-    """Assemble, then store the closing summary (counts by reason) in the attrs so a rerun can show it."""
-    import h5py
-
-    stats = cache_mod.assemble([u.shard for u in units], cache_path, attrs, training, size)
-    skipped.extend(stats.skipped)
-    result.skipped = dict(Counter(r[2] for r in skipped))
-    result.dropped_frames = stats.dropped_frames
-    ok_inputs = {m["video_id"] for m in metas if m["status"] == "ok" and m.get("is_input", True)}
-    ok_inputs -= {r[0] for r in stats.skipped}
-    result.prepared = len(ok_inputs)
-    summary = {
-        "videos": result.videos, "prepared": result.prepared, "frames": result.frames, "faces": stats.inputs,
-        "rows": stats.rows, "no_face_frames": result.no_face_frames, "skipped": result.skipped,
-        "dropped_frames": stats.dropped_frames,
-    }
-    with h5py.File(cache_path, "r+") as h:
-        h.attrs["summary"] = json.dumps(summary)
-    return stats
 
 
 def _run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
