@@ -553,6 +553,8 @@ def prepare_manifest(
 
     parts = cache_path.with_name(cache_path.name[: -len(cache_path.suffix)] + ".parts")
     parts.mkdir(parents=True, exist_ok=True)
+    for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):  # an assembly killed by SIGKILL
+        stale.unlink(missing_ok=True)
     content = hashlib.sha1(json.dumps({k: options[k] for k in ("frames", "size", "margin", "training",
                                                                 "sd_identity", "align")},
                                       sort_keys=True).encode()).hexdigest()

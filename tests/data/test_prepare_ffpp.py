@@ -222,9 +222,11 @@ def test_interrupted_run_resumes_without_duplicates(prepared, tmp_path, monkeypa
         prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False)
     assert not out.exists() and len(list((tmp_path / "data" / "ffpp.parts").glob("*.npz"))) == 2
     monkeypatch.undo()
+    (out.parent / ".ffpp.h5.k1ll3d.partial.tmp").write_bytes(b"an assembly killed half-way")
     # Resume in two worker processes: only the remaining units run.
     res = prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False, workers=2)
     assert res.processed_units == full.processed_units - 2 and not res.already_prepared
+    assert sorted(p.name for p in out.parent.iterdir()) == ["ffpp.h5", "ffpp.skipped.csv"]
     with FaceCache(out) as c, FaceCache(full.cache_path) as ref:
         cols = ["video_id", "frame_index", "label", "method", "split", "role", "source_row", "target_row"]
         assert c.index[cols].equals(ref.index[cols])
