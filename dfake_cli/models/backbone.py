@@ -56,6 +56,23 @@ def load_backbone_weights(model: nn.Module, path: str | Path) -> int:
     return len(matched)
 
 
+def _parameters_in_graph(out: torch.Tensor) -> set[int]:
+    """ids of the leaf tensors (parameters) that `out`'s autograd graph reaches."""
+    used: set[int] = set()
+    seen: set = set()
+    stack = [out.grad_fn]
+    while stack:
+        fn = stack.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        var = getattr(fn, "variable", None)
+        if var is not None:
+            used.add(id(var))
+        stack.extend(next_fn for next_fn, _ in fn.next_functions)
+    return used
+
+
 class Encoder(nn.Module):
     """timm model -> (B, C, h, w) feature map; `channels` and `grid` are probed at `image_size`."""
 
@@ -71,11 +88,20 @@ class Encoder(nn.Module):
         was_training = self.model.training
         self.model.eval()
         device = next(self.model.parameters()).device
-        with torch.no_grad():
+        with torch.enable_grad():  # the graph (not a backward) tells which parameters the map depends on
             probe = self(torch.zeros(1, 3, image_size, image_size, device=device))
         self.model.train(was_training)
         self.channels = int(probe.shape[1])
         self.grid = (int(probe.shape[2]), int(probe.shape[3]))
+        # Parts of timm's classifier head that run after pooling (e.g. ConvNeXt's head.norm) never see the
+        # feature map: freeze them so every trainable parameter gets a gradient (and DDP needs no
+        # find_unused_parameters). They stay in the state dict.
+        used = _parameters_in_graph(probe)
+        self.unused = [n for n, p in self.model.named_parameters() if id(p) not in used]
+        for name, param in self.model.named_parameters():
+            if id(param) not in used:
+                param.requires_grad_(False)
+        del probe
 
     def _tokens_to_map(self, tokens: torch.Tensor, height: int, width: int) -> torch.Tensor:
         tokens = tokens[:, self.prefix_tokens:]

@@ -25,13 +25,13 @@ def portrait():
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    """A workspace whose run 'r1' has a small (resnet34, 64 px, tiny SD) checkpoint in best/."""
+    """A workspace whose run 'r1' has a small (timm test_convnext, 64 px, tiny SD) checkpoint in best/."""
     from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig
     from dfake_cli.models.sd import load_stable_diffusion
 
     torch.manual_seed(0)
     root = tmp_path_factory.mktemp("ws")
-    cfg = DiffusionFakeConfig(backbone="resnet34", image_size=SIZE, sd="tiny", weight_widths=(64, 32, 16, 8),
+    cfg = DiffusionFakeConfig(backbone="test_convnext", image_size=SIZE, sd="tiny", weight_widths=(64, 32, 16, 8),
                               face_align={"size": SIZE, "margin": 1.3})
     model = DiffusionFake(cfg, load_stable_diffusion("tiny"))
     model.save_pretrained(root / "runs" / "r1" / "best")

@@ -13,11 +13,12 @@ def tiny_sd():
 
 @pytest.fixture(scope="session")
 def small_config():
-    """A structure-level configuration: resnet34 at 64 px (latents 4x8x8) with the tiny SD and a narrow
-    WeightNet (same layers, fewer channels) to keep CPU tests fast."""
+    """A method-level configuration at tiny scale: timm's 64-channel `test_convnext` at 64 px (latents 4x8x8),
+    the tiny SD and a narrow WeightNet (same layers, fewer channels). The listed paper backbones are
+    exercised separately (test_each_backbone_trains_one_step)."""
     from dfake_cli.models.diffusionfake import DiffusionFakeConfig
 
-    base = {"backbone": "resnet34", "image_size": 64, "sd": "tiny", "weight_widths": (64, 32, 16, 8)}
+    base = {"backbone": "test_convnext", "image_size": 64, "sd": "tiny", "weight_widths": (64, 32, 16, 8)}
     return lambda **kw: DiffusionFakeConfig(**{**base, **kw})
 
 

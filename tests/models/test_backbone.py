@@ -50,3 +50,11 @@ def test_local_backbone_weights(tmp_path):
     save_file({"x": torch.zeros(1)}, str(bad))
     with pytest.raises(InputError, match="no tensor matches"):
         Encoder("resnet34", 64, weights=bad)
+
+
+def test_head_parts_after_pooling_are_frozen():
+    enc = Encoder("test_convnext", 64)  # timm ConvNeXt normalises after pooling, in its classifier head
+    assert enc.unused == ["head.norm.weight", "head.norm.bias"]
+    assert not enc.model.head.norm.weight.requires_grad and enc.model.stem[0].weight.requires_grad
+    enc(torch.randn(2, 3, 64, 64)).sum().backward()
+    assert all(p.grad is not None for p in enc.parameters() if p.requires_grad)
