@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfake_cli.sampledata.determinism import portable_cv2
 from dfake_cli.sampledata.portraits import _portrait_cached, spec_of
 
 
@@ -85,13 +86,18 @@ def apply_affine(points: np.ndarray, mat: np.ndarray) -> np.ndarray:
 
 def render_clip(identity: str | int, n_frames: int, size: int, seed: int, key: str = "") -> Clip:
     """The clip of `identity` with its exact landmarks; `key` names the video (mixed into the seed)."""
-    import cv2
-
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     if size < 32 or size % 2:
         raise ValueError(f"size must be an even number >= 32 (H.264), got {size}")
     name = spec_of(identity).name
+    with portable_cv2():
+        return _render(name, n_frames, size, seed, key)
+
+
+def _render(name: str, n_frames: int, size: int, seed: int, key: str) -> Clip:
+    import cv2
+
     image, box, lm = _backdrop(name)
     rng = rng_for(seed, "clip", name, key)
     mats = camera_path(n_frames, size, box, rng)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dfake_cli.sampledata.determinism import portable_cv2
 from dfake_cli.sampledata.landmarks import LEFT_EYE, MOUTH_LEFT, MOUTH_RIGHT, RIGHT_EYE, track_landmarks
 
 FFPP_METHODS = ("Deepfakes", "Face2Face", "FaceSwap", "NeuralTextures")
@@ -153,12 +154,14 @@ def color_transfer(src: np.ndarray, ref: np.ndarray, mask: np.ndarray, match_std
         return src
     s = cv2.cvtColor(src.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     r = cv2.cvtColor(ref.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    mu_s, mu_r = s[sel].mean(0), r[sel].mean(0)
+    # Statistics in float64: summation order (SIMD width) then cannot change the float32 result.
+    ss, rr = s[sel].astype(np.float64), r[sel].astype(np.float64)
+    mu_s, mu_r = ss.mean(0), rr.mean(0)
     if match_std:
-        sd_s, sd_r = s[sel].std(0) + 1e-3, r[sel].std(0) + 1e-3
-        s = (s - mu_s) * (sd_r / sd_s) + mu_r
+        gain = (rr.std(0) + 1e-3) / (ss.std(0) + 1e-3)
+        s = ((s - mu_s) * gain + mu_r).astype(np.float32)
     else:
-        s = s - mu_s + mu_r
+        s = (s - mu_s + mu_r).astype(np.float32)
     s[..., 0] = np.clip(s[..., 0], 0, 100)
     out = cv2.cvtColor(s, cv2.COLOR_LAB2RGB)
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -249,9 +252,11 @@ def swap_face(
     shift = np.array([rng.uniform(-6, 6), rng.uniform(-5, 5), rng.uniform(-5, 5)], np.float32)
     fakes = np.empty_like(target_frames)
     masks = np.empty(target_frames.shape[:3], np.uint8)
-    for i in range(len(target_frames)):
-        j = min(i, len(source_frames) - 1)
-        drift = shift + rng.normal(0, 0.8, 3).astype(np.float32)
-        fakes[i], mask = manipulate_frame(target_frames[i], source_frames[j], lm_t[i], lm_s[j], recipe, rng, drift)
-        masks[i] = np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8)
+    with portable_cv2():
+        for i in range(len(target_frames)):
+            j = min(i, len(source_frames) - 1)
+            drift = shift + rng.normal(0, 0.8, 3).astype(np.float32)
+            fakes[i], mask = manipulate_frame(target_frames[i], source_frames[j], lm_t[i], lm_s[j], recipe, rng,
+                                              drift)
+            masks[i] = np.clip(mask * 255 + 0.5, 0, 255).astype(np.uint8)
     return (fakes, masks) if return_masks else fakes
