@@ -217,3 +217,22 @@ def test_sd15_trainable_parameter_count():
     assert counts["upsamplers"] == 4 * 1792 * 1792 * 16
     assert 700e6 < counts["trainable"] < 750e6
     assert counts["inference"] == counts["detector"] < 20e6
+
+
+def test_plain_detector_checkpoint_round_trip(small_config, tmp_path):
+    """The --no-guide baseline saves, reloads and exports like the full model, without any SD."""
+    from dfake_cli.models.reconstruct import reconstruct
+
+    torch.manual_seed(0)
+    plain = DiffusionFake(small_config(use_guide=False), None).eval()
+    plain.save_pretrained(tmp_path / "plain")
+    images = np.random.default_rng(1).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+    with torch.no_grad():
+        probs = torch.sigmoid(plain.logits(plain.preprocess(images))).double().numpy()
+    again = DiffusionFake.from_pretrained(tmp_path / "plain").eval()
+    assert again.sd is None
+    with torch.no_grad():
+        assert np.array_equal(torch.sigmoid(again.logits(again.preprocess(images))).double().numpy(), probs)
+    assert np.array_equal(Detector.from_pretrained(tmp_path / "plain").predict_proba(images), probs)
+    with pytest.raises(InputError, match="no guide"):
+        reconstruct(again, images[0], steps=1, seeds=(0,))
