@@ -137,8 +137,11 @@ def _ddpm_scheduler(config_dir: Path):
     """Training noise schedule: DDPM with the folder's betas (SD-1.5: scaled-linear 0.00085-0.012, T=1000)."""
     from diffusers import DDPMScheduler
 
-    cfg = DDPMScheduler.load_config(str(config_dir))
-    cfg = {k: v for k, v in cfg.items() if not k.startswith("_")}
+    import inspect
+
+    accepted = set(inspect.signature(DDPMScheduler.__init__).parameters) - {"self"}
+    cfg = DDPMScheduler.load_config(str(config_dir))  # SD folders ship a PNDM config: keep what DDPM takes
+    cfg = {k: v for k, v in cfg.items() if k in accepted}
     cfg.update(prediction_type=cfg.get("prediction_type", "epsilon"), clip_sample=False)
     return DDPMScheduler.from_config(cfg)
 
@@ -187,11 +190,18 @@ def _load_folder(folder: Path):
     for comp in ("unet", "vae", "scheduler"):
         if not (folder / comp).is_dir():
             raise InputError(f"--sd {folder}: missing the {comp}/ folder (a diffusers SD folder needs unet/, vae/, scheduler/)")
+    variants = {}
     for comp in ("unet", "vae"):
-        if not any(p.name.startswith("diffusion_pytorch_model") for p in (folder / comp).iterdir()):
+        names = [p.name for p in (folder / comp).iterdir() if p.name.startswith("diffusion_pytorch_model")]
+        if not names:
             raise InputError(f"--sd {folder}: {comp}/ has no diffusion_pytorch_model.safetensors (or .bin) weights")
-    unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", local_files_only=True)
-    vae = AutoencoderKL.from_pretrained(str(folder), subfolder="vae", local_files_only=True)
+        plain = any(n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin") for n in names)
+        # only fp16-variant files (diffusion_pytorch_model.fp16.safetensors): load that variant
+        variants[comp] = None if plain else names[0].split(".")[1]
+    unet = UNet2DConditionModel.from_pretrained(str(folder), subfolder="unet", local_files_only=True,
+                                                variant=variants["unet"], torch_dtype=torch.float32)
+    vae = AutoencoderKL.from_pretrained(str(folder), subfolder="vae", local_files_only=True,
+                                        variant=variants["vae"], torch_dtype=torch.float32)
     return unet, vae, _ddpm_scheduler(folder / "scheduler")
 
 

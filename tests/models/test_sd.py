@@ -106,3 +106,21 @@ def test_sd15_configuration_on_meta_device():
     assert sd.unet.config.cross_attention_dim == 768 and sd.unet.config.sample_size == 64
     assert sd.text_embedding.shape == (1, 77, 768)
     assert sdmod.CONFIG_ROOT.joinpath("sd15", "unet", "config.json").is_file()
+
+
+def test_fp16_variant_folder_with_a_pndm_scheduler(tiny_sd, tmp_path):
+    """Hub-style SD folders: fp16-variant weight files and a PNDM scheduler config (DDPM keeps its betas)."""
+    import json
+
+    root = tmp_path / "sd16"
+    tiny_sd.unet.save_pretrained(root / "unet", variant="fp16")
+    tiny_sd.vae.save_pretrained(root / "vae", variant="fp16")
+    (root / "scheduler").mkdir()
+    (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({
+        "_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,
+        "beta_schedule": "scaled_linear", "num_train_timesteps": 1000, "skip_prk_steps": True, "steps_offset": 1,
+    }))
+    loaded = load_stable_diffusion(str(root))
+    assert torch.equal(loaded.unet.conv_in.weight, tiny_sd.unet.conv_in.weight)
+    assert loaded.unet.dtype == torch.float32
+    assert torch.allclose(loaded.scheduler.alphas_cumprod, tiny_sd.scheduler.alphas_cumprod)
