@@ -333,8 +333,12 @@ _WORKER: Optional[UnitWorker] = None
 
 def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Optional[str], threads: int) -> None:
     global _WORKER
+    import signal
+
     import torch
 
+    # Ctrl-C is the parent's to handle (one message, pending videos cancelled); a worker finishes its video.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(max(1, threads))
     _WORKER = UnitWorker(FaceAlignConfig.from_dict(config), frames, device, training, sd)
 
@@ -651,23 +655,23 @@ def prepare_manifest(
 
 def _run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
               sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> None:
-    """Several videos at once in spawned processes (torch and fork do not mix); each writes its own shard."""
+    """Several videos at once in spawned processes (torch and fork do not mix); each writes its own shard.
+
+    On Ctrl-C or an error the workers are terminated at once: a shard is renamed into place only when
+    complete, so killing a worker mid-video loses nothing but that video, which the next run redoes.
+    """
     import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     threads = max(1, (os.cpu_count() or 1) // workers)
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                             initargs=(config.to_dict(), frames, device, training, sd, threads)) as pool:
-        pending = set()
-        queue = list(todo)
-        try:
-            while queue or pending:
-                while queue and len(pending) < workers * 2:
-                    pending.add(pool.submit(_run_in_worker, queue.pop(0)))
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    on_meta(fut.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+    pool = mp.get_context("spawn").Pool(
+        workers, initializer=_init_worker, initargs=(config.to_dict(), frames, device, training, sd, threads)
+    )
+    try:
+        for meta in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
+            on_meta(meta)
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()

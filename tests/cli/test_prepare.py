@@ -80,3 +80,39 @@ def test_bad_option_values(tree, tmp_path, capsys):
                             (["--device", "tpu"], "--device tpu"), (["--name", "../x"], "invalid cache name")):
         code, _, err = run(base + extra, capsys)
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+
+
+def test_killed_run_resumes_to_the_same_cache(tree, tmp_path, capsys):
+    """SIGKILL mid-run (no cleanup at all), then the same command: it continues and the cache is whole."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    ws = tmp_path / "ws"
+    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--frames", "2", "--size", "64"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFAKE_NO_PROGRESS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dfake_cli", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = ws / "data" / "ffpp.parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None and len(list(parts.glob("*.npz"))) < 1:
+        time.sleep(0.1)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(parts.glob("*.npz")))
+    assert 1 <= done < 4 and not (ws / "data" / "ffpp.h5").exists()
+    code, out, err = run(args, capsys)
+    assert code == 0, err
+    with FaceCache(ws / "data" / "ffpp.h5") as c:
+        df = c.index
+        inputs = df[df.role == "input"]
+        assert not inputs.duplicated(["video_id", "frame_index"]).any()
+        assert sorted(set(inputs.video_id)) == ["FaceForensics++/Deepfakes/000_001", "FaceForensics++/Deepfakes/001_000",
+                                                "FaceForensics++/youtube/000", "FaceForensics++/youtube/001"]
+        assert len(inputs) >= 7  # 4 videos x 2 frames (a frame may lack a face)
+        fakes = inputs[inputs.label == 1]
+        assert (df.video_id[fakes.target_row].to_numpy() != fakes.video_id.to_numpy()).all()
+    assert not parts.exists()
