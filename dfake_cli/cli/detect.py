@@ -133,8 +133,9 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, indent=2))
         else:
             table = Table(title=f"dfake detect ({out['checkpoint']})")
-            for col in ("file", "kind", "faces", "p(fake)", "verdict", "status"):
-                table.add_column(col, justify="right" if col in ("faces", "p(fake)") else "left")
+            table.add_column("file", overflow="fold", ratio=1)
+            for col in ("kind", "faces", "p(fake)", "verdict", "status"):
+                table.add_column(col, justify="right" if col in ("faces", "p(fake)") else "left", no_wrap=True)
             for r in results:
                 p = "" if r["prob_fake"] is None else f"{r['prob_fake']:.3f}"
                 table.add_row(r["path"], r["kind"], str(r["frames"]), p, r["label"] or "", r["status"])
