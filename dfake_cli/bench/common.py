@@ -107,6 +107,19 @@ def time_steps(fn: Callable[[], Any], device: torch.device, steps: int, warmup: 
     return Timing(times)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its reaped children (worker processes).
+
+    On a shared machine wall time includes waiting for a core; CPU time does not, so the two together
+    show whether a figure is bounded by the work or by the machine's load.
+    """
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 # ----------------------------------------------------------------------------------------------- memory
 
 
@@ -263,7 +276,7 @@ def fmt_flops(n: float | None) -> str:
 
 
 # Short settings shown in the table's last column; longer provenance goes below the table.
-DETAIL_KEYS = ("batch_size", "precision", "memory_ratio", "split_ms_per_frame", "faces", "frames", "videos")
+DETAIL_KEYS = ("batch_size", "precision", "memory_ratio", "flop_ratio", "cpu_ms_per_frame", "cpu_ms_per_face", "split_ms_per_frame", "faces", "frames", "videos")
 FOOTNOTE_KEYS = ("peak_memory_kind", "matmul_peak", "matmul_peak_flops_per_s", "setup")
 
 _DISPLAY = [  # metric key, column title, formatter

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from dfake_cli.bench.common import BenchOptions, BenchRow, peak_memory, reset_peak_memory
+from dfake_cli.bench.common import BenchOptions, BenchRow, cpu_seconds, peak_memory, reset_peak_memory
 
 
 @dataclass
@@ -62,11 +62,13 @@ def bench_eval(options: BenchOptions) -> list[BenchRow]:
     with tempfile.TemporaryDirectory(prefix="dfake-bench-eval-") as tmp:
         cache = synthetic_cache(Path(tmp) / "bench.h5", n_videos=setup.videos, frames=setup.frames,
                                 size=setup.image_size, seed=options.seed)
-        rates = []
+        rates, cpu = [], []
         reset_peak_memory(device)
         for _ in range(max(1, setup.repeats)):
+            cpu0 = cpu_seconds()
             result = evaluate_cache(detector, cache, batch_size=setup.batch_size, device=str(device),
                                     precision=precision, progress=False)
+            cpu.append(cpu_seconds() - cpu0)
             rates.append(result.faces_per_s)
         mem, mem_label = peak_memory(device)
     measured = rates[1:] if len(rates) > 1 else rates
@@ -74,6 +76,7 @@ def bench_eval(options: BenchOptions) -> list[BenchRow]:
         "faces_per_s": max(measured),
         "faces_per_s_all_passes": rates,
         "faces": result.n_faces,
+        "cpu_ms_per_face": round(1000.0 * min(cpu[1:] or cpu) / max(1, result.n_faces), 2),
         "batch_size": setup.batch_size,
         "precision": precision,
         "peak_memory_bytes": mem,

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import torch
 
-from dfake_cli.bench.common import BenchOptions, BenchRow, time_steps
+from dfake_cli.bench.common import BenchOptions, BenchRow, cpu_seconds, time_steps
 
+CPU_NOTE = ("cpu_ms_per_frame: CPU time (all threads and worker processes) per frame; on a loaded machine "
+            "wall time per frame exceeds it by the time spent waiting for a core")
 SPLIT_STAGES = ("decode", "detect", "align", "encode", "write", "assemble")
 
 
@@ -51,7 +53,8 @@ def bench_manifest(paths: list[Path], root: Path):
     return Manifest("bench", root, items)
 
 
-def _row(result, variant: str, setup: PrepareSetup, workers: int, device: str, notes: list[str]) -> BenchRow:
+def _row(result, variant: str, setup: PrepareSetup, workers: int, device: str, notes: list[str],
+         cpu_s: float) -> BenchRow:
     frames = max(1, result.frames)
     split = {k: 1000.0 * float(result.timings.get(k, 0.0)) / frames for k in SPLIT_STAGES}
     accounted = sum(split.values())
@@ -64,6 +67,7 @@ def _row(result, variant: str, setup: PrepareSetup, workers: int, device: str, n
         "videos": result.videos,
         "workers": workers,
         "seconds": result.elapsed,
+        "cpu_ms_per_frame": round(1000.0 * cpu_s / frames, 2),
         "split_ms_per_frame": {k: round(v, 2) for k, v in split.items()},
         "setup": asdict(setup),
         "device": device,
@@ -73,12 +77,15 @@ def _row(result, variant: str, setup: PrepareSetup, workers: int, device: str, n
 
 def vae_encode_row(device: torch.device, batch: int, steps: int = 3) -> BenchRow:
     """faces/s of the SD-1.5-sized VAE encoder (random weights) at 256 px: the `encode` stage with real SD."""
-    from dfake_cli.models.sd import build_sd15_random, encode_latent_moments
+    from diffusers import AutoencoderKL
 
-    sd = build_sd15_random(device=str(device))
+    from dfake_cli.models.sd import CONFIG_ROOT, encode_latent_moments
+
+    vae = AutoencoderKL.from_config(AutoencoderKL.load_config(str(CONFIG_ROOT / "sd15" / "vae")))
+    vae = vae.to(device).eval().requires_grad_(False)  # the VAE alone: the UNet is not needed here
     x = torch.rand(batch, 3, 256, 256, device=device) * 2 - 1
-    timing = time_steps(lambda: encode_latent_moments(sd.vae, x), device, steps=steps, warmup=1)
-    del sd
+    timing = time_steps(lambda: encode_latent_moments(vae, x), device, steps=steps, warmup=1)
+    del vae
     return BenchRow("prepare", "SD-1.5 VAE encode (256 px, fp32)", {
         "faces_per_s": batch / timing.median, "batch_size": batch, "ms_per_face": 1000 * timing.median / batch,
     }, ["the per-face cost the encode stage adds to a training cache with real SD-1.5 weights"])
@@ -105,6 +112,7 @@ def bench_prepare(options: BenchOptions) -> list[BenchRow]:
             runs.append((True, setup.workers[0]))
         for i, (training, workers) in enumerate(runs):
             cache = root / f"cache{i}.h5"
+            cpu0 = cpu_seconds()
             result = prepare_manifest(manifest, cache, frames=setup.frames, device=dev, workers=workers,
                                       training=training, sd="tiny" if training else None, progress=False)
             if result.faces == 0:
@@ -112,7 +120,8 @@ def bench_prepare(options: BenchOptions) -> list[BenchRow]:
 
                 raise RunError("prepare bench: no face was found in the generated videos (MTCNN failed)")
             kind = "training cache, faces + tiny-VAE latents" if training else "test cache, faces only"
-            rows.append(_row(result, f"{kind}, {workers} worker(s)", setup, workers, dev, [note]))
+            rows.append(_row(result, f"{kind}, {workers} worker(s)", setup, workers, dev, [note, CPU_NOTE],
+                             cpu_seconds() - cpu0))
     if setup.vae_sd15:
         rows.append(vae_encode_row(device, setup.vae_batch if device.type == "cuda" else 4))
     return rows

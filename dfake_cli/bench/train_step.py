@@ -14,6 +14,7 @@ weights, one optimizer), so the two figures differ only in how the step is execu
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
@@ -184,6 +185,44 @@ def make_official_step(model, optimizer, text_encoder, inputs: StepInputs, seed:
     return step
 
 
+def _cpu_memory_shortfall(setup: TrainStepSetup) -> str | None:
+    """Why SD-1.5 scale cannot run in this machine's free RAM, or None when it can.
+
+    Need: fp32 weights of everything (~1.67 G parameters), gradients + two AdamW moments of the ~0.73 G
+    trainable ones, the official step's UNet-decoder gradients (~0.51 G) and ~1.5 GB of activations per image.
+    """
+    from dfake_cli.models.diffusionfake import sd15_parameter_count
+
+    counts = sd15_parameter_count(setup.backbone, setup.image_size)
+    total = sum(counts[k] for k in ("detector", "guide", "upsamplers", "filters", "weight_nets", "frozen_unet",
+                                    "frozen_vae"))
+    need = 4 * (total + 3 * counts["trainable"] + 0.6 * counts["frozen_unet"]) + 1.5e9 * setup.batch_size
+    try:
+        text = Path("/proc/meminfo").read_text()
+        avail = int(next(l for l in text.splitlines() if l.startswith("MemAvailable")).split()[1]) * 1024
+    except (OSError, StopIteration, ValueError):
+        return None
+    if avail >= need:
+        return None
+    return f"needs about {need / 2**30:.0f} GiB of RAM, {avail / 2**30:.1f} GiB available"
+
+
+def _flops_only_rows(setup: TrainStepSetup, reason: str) -> list[BenchRow]:
+    """What can still be measured without the memory: both steps' FLOPs, counted on the meta device."""
+    flops = count_flops_on_meta(setup)
+    b = setup.batch_size
+    common = {"batch_size": b, "setup": asdict(setup), "flops_counted_on": "meta device (shapes only)"}
+    note = f"timing not measured on this CPU: SD-1.5 scale {reason}"
+    return [
+        BenchRow("train-step", "ours (FLOPs only)", {"flops_per_step": flops["ours"],
+                                                     "flops_per_image": flops["ours"] / b, **common}, [note]),
+        BenchRow("train-step", "official-like (FLOPs only)", {"flops_per_step": flops["official"],
+                                                              "flops_per_image": flops["official"] / b, **common}, [note]),
+        BenchRow("train-step", "FLOP ratio official-like/ours", {"flop_ratio": flops["official"] / flops["ours"],
+                                                                  "batch_size": b}, []),
+    ]
+
+
 def _measure(name: str, step: Callable[[], Any], setup: TrainStepSetup, device: torch.device,
              peak: dict, count: bool = True) -> dict[str, Any]:
     """FLOPs from the first (warm-up) call under FlopCounterMode, then the timed steps and peak memory."""
@@ -210,6 +249,46 @@ def _measure(name: str, step: Callable[[], Any], setup: TrainStepSetup, device: 
     return metrics
 
 
+def count_flops_on_meta(setup: TrainStepSetup, precision: str = "fp32") -> dict[str, int]:
+    """FLOPs per step of both steps at the setup's sizes, counted by FlopCounterMode on the meta device.
+
+    Meta tensors carry shapes only: the count is exact (the same ops run) but costs no memory and no
+    arithmetic, so SD-1.5 scale at batch 32 is counted in seconds on any machine. Autocast does not exist on
+    meta; bf16 autocast changes dtypes, not the op count, so the fp32 graph is counted.
+    """
+    from dfake_cli.bench.official import OfficialInputs, official_losses, official_mode, text_encoder_for
+    from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig
+    from dfake_cli.models.sd import build_sd15_random, load_stable_diffusion
+
+    meta = torch.device("meta")
+    sd = build_sd15_random(device="meta") if setup.sd == "sd15" else load_stable_diffusion(setup.sd).to(meta)
+    with meta:
+        model = DiffusionFake(DiffusionFakeConfig(backbone=setup.backbone, image_size=setup.image_size,
+                                                  sd=setup.sd, weight_widths=setup.weight_widths), sd)
+        text_encoder, _ = text_encoder_for(sd.unet)
+    model.to(meta).train()
+    text_encoder.to(meta)
+    b, s = setup.batch_size, setup.image_size
+    images = torch.empty(b, 3, s, s, device=meta)
+    moments = [torch.empty(b, 4, s // 8, s // 8, device=meta) for _ in range(4)]
+    labels, scores = torch.zeros(b, device=meta), torch.zeros(b, device=meta)
+    inputs = StepInputs(images, labels, images, images, *moments, scores, scores)
+
+    def ours():
+        our_losses(model, inputs, "fp32")["total"].backward()
+
+    def official():
+        off = OfficialInputs(images, labels, images, images, scores, scores)
+        official_losses(model, text_encoder, off)["total"].backward()
+
+    out = {"ours": count_flops(ours)}
+    for p in model.parameters():
+        p.grad = None
+    with official_mode(model):
+        out["official"] = count_flops(official)
+    return out
+
+
 def bench_train_step(options: BenchOptions) -> list[BenchRow]:
     """Rows: ours, official-like, and their ratio (images/s of ours over official-like)."""
     from dfake_cli.bench.official import official_mode, text_encoder_for
@@ -217,6 +296,10 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
     device = options.torch_device
     setup = TrainStepSetup.for_options(options)
     precision = options.resolved_precision()
+    if device.type == "cpu" and setup.sd == "sd15":
+        short = _cpu_memory_shortfall(setup)
+        if short is not None:
+            return _flops_only_rows(setup, short)
     peak = matmul_peak(device)
     model, _ = build_model(setup, device, options.seed)
     params = model.count_parameters()
