@@ -49,6 +49,11 @@ def register(app: typer.Typer) -> None:
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of data order, augmentation and noise (default 3407)."),
         resume: bool = typer.Option(False, "--resume", help="Continue --run (default: the latest run) from last/."),
         val_max_faces: Optional[int] = typer.Option(None, "--val-max-faces", help="Validate on at most N faces."),
+        val_losses: Optional[bool] = typer.Option(
+            None, "--val-losses/--no-val-losses",
+            help="Also compute the loss terms on val (SD passes; default on). AUC is always computed."),
+        log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.csv rows (default 10)."),
+        save_every: Optional[int] = typer.Option(None, "--save-every", help="Steps between last/ saves (default 500)."),
         config: Optional[str] = typer.Option(None, "--config", help="TOML file with defaults (keys = option names)."),
         json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
@@ -65,7 +70,8 @@ def register(app: typer.Typer) -> None:
             "use_filter": False if no_filter else None, "use_weight": False if no_weight else None,
             "random_sd": True if random_sd else None, "backbone_weights": backbone_weights,
             "precision": precision, "device": device, "seed": seed, "resume": True if resume else None,
-            "val_max_faces": val_max_faces,
+            "val_max_faces": val_max_faces, "val_losses": val_losses, "log_every": log_every,
+            "save_every": save_every,
         }
         result = run_train(overrides, config, state(ctx).workspace)
         if json_out:

@@ -291,6 +291,10 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
 
     device = info.device
     precision = config.precision or ("bf16" if device.type == "cuda" else "fp32")
+    if device.type == "cuda":  # fp32 parts (optimizer, frozen-UNet skips) use TF32; convs pick fast kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     cache_path = workspace.cache_path(config.data)
     if not cache_path.is_file():
         raise InputError(f"cache not found: {cache_path}; run 'dfake prepare {config.data} ...' first "

@@ -24,8 +24,8 @@ def _face(rng: np.random.Generator, fake: bool, size: int) -> np.ndarray:
 
 
 def _rows(faces, video_id, label, method, roles, frames, link, source_frame, rng) -> ShardRows:
-    n = len(faces)
-    lat = (n, 4, SIZE // 8, SIZE // 8)
+    n, size = len(faces), faces[0].shape[0]
+    lat = (n, 4, size // 8, size // 8)
     return ShardRows(
         faces=np.stack(faces), video_id=[video_id] * n, frame_index=np.asarray(frames, np.int32),
         label=np.full(n, label, np.int8), method=[method] * n, role=list(roles),
@@ -37,7 +37,7 @@ def _rows(faces, video_id, label, method, roles, frames, link, source_frame, rng
 
 
 def make_cache(path: Path, videos: dict[str, int] | None = None, frames: int = 3, seed: int = 0,
-               sd_identity: str = TINY_IDENTITY) -> Path:
+               sd_identity: str = TINY_IDENTITY, size: int = SIZE) -> Path:
     """An FF++-like training cache: per split, `videos[split]` real videos and as many fakes (a_b pairs)."""
     videos = videos or {"train": 4, "val": 2}
     rng = np.random.default_rng(seed)
@@ -47,7 +47,7 @@ def make_cache(path: Path, videos: dict[str, int] | None = None, frames: int = 3
     for split, n in videos.items():
         reals = [f"ffpp/youtube/{split}{i:02d}" for i in range(n)]
         for vid in reals:
-            rows = _rows([_face(rng, False, SIZE) for _ in range(frames)], vid, 0, "youtube", ["input"] * frames,
+            rows = _rows([_face(rng, False, size) for _ in range(frames)], vid, 0, "youtube", ["input"] * frames,
                          range(frames), [-1] * frames, [-1] * frames, rng)
             shard = parts / f"{len(shards):04d}.npz"
             write_shard(shard, rows, {"status": "ok", "video_id": vid, "label": 0, "split": split, "path": vid})
@@ -55,7 +55,7 @@ def make_cache(path: Path, videos: dict[str, int] | None = None, frames: int = 3
         for i in range(n):
             target, source = reals[i], reals[(i + 1) % n]
             vid = f"ffpp/Deepfakes/{split}{i:02d}_{(i + 1) % n:02d}"
-            faces = [_face(rng, True, SIZE) for _ in range(frames)] + [_face(rng, False, SIZE) for _ in range(frames)]
+            faces = [_face(rng, True, size) for _ in range(frames)] + [_face(rng, False, size) for _ in range(frames)]
             roles = ["input"] * frames + ["target"] * frames
             link = [frames + f for f in range(frames)] + [-1] * frames
             src_frame = list(range(frames)) + [-1] * frames
@@ -64,9 +64,9 @@ def make_cache(path: Path, videos: dict[str, int] | None = None, frames: int = 3
             write_shard(shard, rows, {"status": "ok", "video_id": vid, "label": 1, "split": split, "path": vid,
                                       "source_id": source, "target_id": target})
             shards.append(shard)
-    attrs = {"dataset": "ffpp", "sd_identity": sd_identity, "latent_scaling": 0.18215, "size": SIZE,
+    attrs = {"dataset": "ffpp", "sd_identity": sd_identity, "latent_scaling": 0.18215, "size": size,
              "margin": 1.3, "frames_per_video": frames}
-    assemble(shards, path, attrs, training=True, size=SIZE)
+    assemble(shards, path, attrs, training=True, size=size)
     return path
 
 
