@@ -223,6 +223,11 @@ def _flops_only_rows(setup: TrainStepSetup, reason: str) -> list[BenchRow]:
     ]
 
 
+def _set_flops(metrics: dict, flops: int, batch: int, peak: dict) -> None:
+    metrics.update(flops_per_step=flops, flops_per_image=flops / batch,
+                   mfu=mfu(flops, metrics["ms_per_step"] / 1000, peak["flops_per_s"]), flops_counted_on="meta device")
+
+
 def _measure(name: str, step: Callable[[], Any], setup: TrainStepSetup, device: torch.device,
              peak: dict, count: bool = True) -> dict[str, Any]:
     """FLOPs from the first (warm-up) call under FlopCounterMode, then the timed steps and peak memory."""
@@ -314,11 +319,14 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
     if options.low_memory:
         ours_notes += enable_low_memory(model)
     step = make_our_step(model, optimizer, inputs, precision, compiled=options.compile, seed=options.seed)
-    ours = _measure("ours", step, setup, device, peak, count=not options.compile)
-    if options.compile:  # FlopCounterMode does not see inside compiled graphs: count on the eager step
-        ours_flops = count_flops(make_our_step(model, optimizer, inputs, precision, seed=options.seed))
-        ours.update(flops_per_step=ours_flops, flops_per_image=ours_flops / setup.batch_size,
-                    mfu=mfu(ours_flops, ours["ms_per_step"] / 1000, peak["flops_per_s"]))
+    # FLOPs: counted on the real first step on CUDA (it doubles as a warm-up step). On the CPU the counter
+    # does not see SDPA (torch registers no FLOP formula for the CPU flash-attention kernel), and it never
+    # sees inside compiled graphs: there both steps are counted on the meta device instead (same ops).
+    on_meta = device.type != "cuda" or options.compile
+    meta_flops = count_flops_on_meta(setup) if on_meta else None
+    ours = _measure("ours", step, setup, device, peak, count=not on_meta)
+    if meta_flops is not None:
+        _set_flops(ours, meta_flops["ours"], setup.batch_size, peak)
     if options.low_memory:
         model.sd.unet.disable_gradient_checkpointing()
         model.guide.disable_gradient_checkpointing()
@@ -333,7 +341,9 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
 
     with official_mode(model):
         off_step = make_official_step(model, optimizer, text_encoder, inputs, seed=options.seed)
-        official = _measure("official-like", off_step, setup, device, peak)
+        official = _measure("official-like", off_step, setup, device, peak, count=meta_flops is None)
+        if meta_flops is not None:
+            _set_flops(official, meta_flops["official"], setup.batch_size, peak)
         del off_step
     optimizer.zero_grad(set_to_none=True)
 
