@@ -76,6 +76,9 @@ for _name in COMMAND_MODULES:
     importlib.import_module(f"dfake_cli.cli.{_name}").register(app)
 
 
+_INTERRUPTED = "dfake: interrupted (work written so far is kept; run the same command again to resume)"
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
 
@@ -90,6 +93,8 @@ def main(argv: Optional[list[str]] = None) -> None:
         code = rc if isinstance(rc, int) else 0
     except typer.Exit as exc:
         code = exc.exit_code
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+            typer.echo(_INTERRUPTED, err=True)
     except typer.Abort:
         typer.echo("dfake: aborted", err=True)
         code = 130
@@ -111,7 +116,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         typer.echo(f"dfake: error: {_one_line(str(exc))}", err=True)
         code = exc.exit_code
     except KeyboardInterrupt:
-        typer.echo("dfake: interrupted (work written so far is kept; run the same command to resume)", err=True)
+        typer.echo(_INTERRUPTED, err=True)
         code = 130
     except Exception as exc:  # an unexpected failure: still one line unless --verbose
         if verbose:
