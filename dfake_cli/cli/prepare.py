@@ -92,15 +92,11 @@ def _ffpp_command(
     """FaceForensics++ training cache: faces, source/target pairs, SD-VAE latents and weight targets."""
     from dfake_cli.cli.main import state
 
-    try:
-        result = prepare_ffpp(
-            root, state(ctx).workspace, compression=compression, methods=methods, frames=frames, size=size,
-            margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,
-        )
-    except KeyboardInterrupt:
-        # typer turns Ctrl-C into a silent exit 130: say what was kept and how to continue.
-        typer.echo("dfake: interrupted; finished videos are kept: run the same command to resume", err=True)
-        raise
+    # Ctrl-C: finished videos are kept; cli.main prints the one-line resume hint.
+    result = prepare_ffpp(
+        root, state(ctx).workspace, compression=compression, methods=methods, frames=frames, size=size,
+        margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,
+    )
     print_summary(result, title=f"dfake prepare ff++ -> {result.cache_path.name}")
 
 

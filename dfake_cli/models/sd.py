@@ -28,7 +28,7 @@ from dfake_cli.errors import InputError
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 TINY_SPEC = "tiny"
-TINY_IDENTITY = "tiny-v1-seed0"
+TINY_IDENTITY = "tiny-v2-seed0"  # bump whenever configs/tiny changes: caches record it
 TINY_SEED = 0
 RANDOM_UNET_SEED = 1234
 TEXT_TOKENS = 77
@@ -95,7 +95,7 @@ def _weight_files(folder: Path) -> list[Path]:
 def sd_identity(spec: str) -> str:
     """A cheap, stable name for the SD weights a spec points at (no model is built).
 
-    "tiny-v1-seed0" for the tiny SD; "sd15:<hash>" for a single file and "diffusers:<hash>" for a folder,
+    "tiny-v2-seed0" for the tiny SD; "sd15:<hash>" for a single file and "diffusers:<hash>" for a folder,
     where the hash covers the size and the first and last MiB of each weight file: enough to tell weights
     apart, fast even for 4 GB files. Caches and checkpoints record it so mismatches are caught.
     """

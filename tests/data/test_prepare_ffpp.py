@@ -168,7 +168,7 @@ def test_reals_are_their_own_pairs_and_latents_exist(prepared):
         assert mean.shape == (2, 4, SIZE // 8, SIZE // 8) and logvar.shape == mean.shape
         assert np.isfinite(mean).all()
         a = c.attrs
-        assert a["sd_identity"] == "tiny-v1-seed0" and a["frames_per_video"] == FRAMES and a["size"] == SIZE
+        assert a["sd_identity"] == "tiny-v2-seed0" and a["frames_per_video"] == FRAMES and a["size"] == SIZE
         assert a["margin"] == pytest.approx(1.3) and a["dfake_version"] and a["created"]
         assert json.loads(a["align"])["min_face_size"] == 32 and a["latent_scaling"] > 0
         # No duplicated (video, frame, role) inputs; every input frame index is one of the evenly spaced ones.

@@ -15,7 +15,7 @@ def test_tiny_is_seeded_and_frozen(tiny_sd):
     for a, b in ((tiny_sd.unet, again.unet), (tiny_sd.vae, again.vae)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert tiny_sd.identity == "tiny-v1-seed0" == sd_identity("tiny")
+    assert tiny_sd.identity == "tiny-v2-seed0" == sd_identity("tiny")
     assert not any(p.requires_grad for p in tiny_sd.unet.parameters())
     assert not tiny_sd.unet.training and not tiny_sd.vae.training
     assert tiny_sd.text_embedding.shape == (1, 77, 32) and not tiny_sd.text_embedding.any()
