@@ -59,6 +59,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train on a prepared cache; best/ = best validation frame AUC, last/ = for --resume."""
         import json
+        import os
 
         from dfake_cli.cli.main import state
         from dfake_cli.train.trainer import summarise
@@ -74,5 +75,5 @@ def register(app: typer.Typer) -> None:
             "save_every": save_every,
         }
         result = run_train(overrides, config, state(ctx).workspace)
-        if json_out:
+        if json_out and os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
             typer.echo(json.dumps(summarise(result), indent=2))

@@ -384,8 +384,11 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                     val_result = {"faces": 0, "auc": None}
                 score = _selection_score(val_result)
                 improved = score is not None and (best_auc is None or score > best_auc)
-                if improved or (not best_dir.exists() and score is None):
-                    best_auc, best_step = (score, step) if improved else (best_auc, step)
+                if improved:
+                    best_auc, best_step = score, step
+                    save_checkpoint(model, best_dir)
+                elif score is None and best_auc is None:  # no usable val split: best/ follows the latest
+                    best_step = step
                     save_checkpoint(model, best_dir)
                 row = {"step": step, "epoch": step / plan.steps_per_epoch, "phase": "val", **val_result,
                        "lr": optimizer.param_groups[0]["lr"], "seconds": time.perf_counter() - t_start}

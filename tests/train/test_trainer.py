@@ -114,3 +114,14 @@ def test_missing_cache_and_existing_run(workspace):
     train(tiny_config(run="dup", steps=1, use_guide=False), workspace)
     with pytest.raises(InputError, match="already exists"):
         train(tiny_config(run="dup", steps=1, use_guide=False), workspace)
+
+
+def test_without_a_val_split_best_follows_the_latest_model(tmp_path):
+    from dfake_cli.workspace import Workspace
+
+    ws = Workspace(tmp_path / "ws").ensure()
+    make_cache(ws.cache_path("noval"), videos={"train": 2}, frames=2)
+    result = train(tiny_config(data="noval", run="nv", steps=2, batch_size=2, use_guide=False), ws)
+    # 4 real + 4 fake faces at batch 2: 4 steps per epoch, so the only validation is the final step's
+    assert result.best_auc is None and result.best_step == 2 and result.val == {"faces": 0, "auc": None}
+    assert (result.best_dir / "model.safetensors").is_file()
