@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 
@@ -72,7 +73,8 @@ def init_distributed(requested_device: str | None = None) -> DistInfo:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend, rank=rank, world_size=world)
+        # rank 0 validates while the others wait at a barrier: allow a long validation before timing out
+        dist.init_process_group(backend=backend, rank=rank, world_size=world, timeout=timedelta(hours=2))
         created = True
     return DistInfo(dist.get_rank(), dist.get_world_size(), local, device, created)
 
