@@ -38,6 +38,9 @@ class DiffusionFakeConfig:
     filter_heads: int = 4
     weight_widths: tuple[int, ...] = (1024, 512, 256, 128)
     face_align: dict = field(default_factory=lambda: {"size": 256, "margin": 1.3})
+    # Activation checkpointing of guide, frozen UNet and backbone (`dfake train --low-memory`): recomputes
+    # activations in backward instead of storing them. Same numerics, less memory, more time.
+    gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(v) for v in self.mean)

@@ -54,6 +54,8 @@ class DiffusionFake(nn.Module):
         self.detector = DetectorNet(config.backbone, config.image_size, backbone_weights)
         self.sd: StableDiffusion | None = None
         if not config.use_guide:
+            if config.gradient_checkpointing:
+                self.enable_gradient_checkpointing()
             return
         if sd is None:
             sd = load_stable_diffusion(config.sd, random_weights=config.random_sd)
@@ -97,6 +99,8 @@ class DiffusionFake(nn.Module):
         self.register_buffer("sqrt_alpha_bar", acp.sqrt(), persistent=False)
         self.register_buffer("sqrt_one_minus_alpha_bar", (1 - acp).sqrt(), persistent=False)
         self.num_train_timesteps = int(sd.scheduler.config.num_train_timesteps)
+        if config.gradient_checkpointing:
+            self.enable_gradient_checkpointing()
 
     # -- bookkeeping -----------------------------------------------------------------------------------
     def train(self, mode: bool = True) -> "DiffusionFake":
@@ -136,10 +140,19 @@ class DiffusionFake(nn.Module):
         return out
 
     def enable_gradient_checkpointing(self) -> None:
-        """Recompute guide and UNet activations in backward (SD-1.5 scale on small GPUs)."""
+        """Recompute guide, UNet and backbone activations in backward (SD-1.5 scale on small GPUs).
+
+        The backbone part uses timm's `set_grad_checkpointing` where the model supports it.
+        """
         if self.sd is not None:
             self.guide.enable_gradient_checkpointing()
             self.sd.unet.enable_gradient_checkpointing()
+        backbone = self.detector.encoder.model
+        if hasattr(backbone, "set_grad_checkpointing"):
+            try:
+                backbone.set_grad_checkpointing(True)
+            except (AssertionError, NotImplementedError):  # some timm models do not implement it
+                pass
 
     # -- forward pieces ---------------------------------------------------------------------------------
     def preprocess(self, images) -> torch.Tensor:
