@@ -171,12 +171,18 @@ def official_mode(model):
     unet, guide = model.sd.unet, model.guide
     was_unet_ckpt = bool(unet.is_gradient_checkpointing)
     was_guide_ckpt = bool(guide.is_gradient_checkpointing)
+    backbone = model.detector.encoder.model
+    backbone_ckpt = bool(getattr(backbone, "grad_checkpointing", False))  # ours under --low-memory only
+    if backbone_ckpt:
+        backbone.set_grad_checkpointing(False)
     unet.enable_gradient_checkpointing()
     guide.enable_gradient_checkpointing()
     unet.requires_grad_(True)
     try:
         yield
     finally:
+        if backbone_ckpt:
+            backbone.set_grad_checkpointing(True)
         unet.requires_grad_(False)
         for p in unet.parameters():
             p.grad = None

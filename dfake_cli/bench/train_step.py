@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -64,15 +64,18 @@ class TrainStepSetup:
         return setup
 
 
-def build_model(setup: TrainStepSetup, device: torch.device, seed: int = 0):
-    """(DiffusionFake, StableDiffusion) with random weights at the setup's sizes, on `device`, fp32."""
+def build_model(setup: TrainStepSetup, device: torch.device, seed: int = 0, gradient_checkpointing: bool = False):
+    """(DiffusionFake, StableDiffusion) with random weights at the setup's sizes, on `device`, fp32.
+
+    `gradient_checkpointing` is the model option behind `--low-memory` (guide, UNet and backbone).
+    """
     from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig
     from dfake_cli.models.sd import build_sd15_random, load_stable_diffusion
 
     torch.manual_seed(seed)
     sd = build_sd15_random() if setup.sd == "sd15" else load_stable_diffusion(setup.sd)
     config = DiffusionFakeConfig(backbone=setup.backbone, image_size=setup.image_size, sd=setup.sd,
-                                 weight_widths=setup.weight_widths,
+                                 weight_widths=setup.weight_widths, gradient_checkpointing=gradient_checkpointing,
                                  face_align={"size": setup.image_size, "margin": 1.3})
     model = DiffusionFake(config, sd).to(device)
     model.train()
@@ -119,21 +122,6 @@ def sample_latents(mean: torch.Tensor, logvar: torch.Tensor, scaling: float, gen
     """A posterior sample from stored moments, scaled as the UNet expects (what the data loader does)."""
     noise = torch.randn(mean.shape, generator=generator, device=generator.device if generator is not None else mean.device)
     return (mean + torch.exp(0.5 * logvar) * noise.to(mean.device)) * scaling
-
-
-def enable_low_memory(model) -> list[str]:
-    """Activation checkpointing in the guide, the frozen UNet and the backbone (numerics unchanged)."""
-    done = []
-    model.enable_gradient_checkpointing()
-    done.append("guide+unet gradient checkpointing")
-    backbone = model.detector.encoder.model
-    if hasattr(backbone, "set_grad_checkpointing"):
-        try:
-            backbone.set_grad_checkpointing(True)
-            done.append("backbone grad checkpointing")
-        except (AssertionError, NotImplementedError, AttributeError):
-            pass
-    return done
 
 
 def our_losses(model, inputs: StepInputs, precision: str, generator=None) -> dict:
@@ -223,6 +211,25 @@ def _flops_only_rows(setup: TrainStepSetup, reason: str) -> list[BenchRow]:
     ]
 
 
+@contextmanager
+def cuda_backend_flags(matmul_tf32: bool, cudnn_tf32: bool, benchmark: bool):
+    """Set the CUDA math flags for one measurement and restore them after.
+
+    Ours runs as the trainer configures CUDA (TF32 for the fp32 parts, cuDNN autotuning); the official-like
+    step runs with torch's defaults (TF32 off for matmuls, on for cuDNN convolutions; no autotuning), as the
+    reference code under PyTorch Lightning does.
+    """
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32, torch.backends.cudnn.benchmark)
+    torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+    torch.backends.cudnn.allow_tf32 = cudnn_tf32
+    torch.backends.cudnn.benchmark = benchmark
+    try:
+        yield
+    finally:
+        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+         torch.backends.cudnn.benchmark) = old
+
+
 def _set_flops(metrics: dict, flops: int, batch: int, peak: dict) -> None:
     metrics.update(flops_per_step=flops, flops_per_image=flops / batch,
                    mfu=mfu(flops, metrics["ms_per_step"] / 1000, peak["flops_per_s"]), flops_counted_on="meta device")
@@ -306,7 +313,7 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
         if short is not None:
             return _flops_only_rows(setup, short)
     peak = matmul_peak(device)
-    model, _ = build_model(setup, device, options.seed)
+    model, _ = build_model(setup, device, options.seed, gradient_checkpointing=options.low_memory)
     params = model.count_parameters()
     optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5, weight_decay=0.01)
     inputs = make_inputs(model, setup.batch_size, device, options.seed)
@@ -317,31 +324,24 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
 
     ours_notes = []
     if options.low_memory:
-        ours_notes += enable_low_memory(model)
+        ours_notes.append("--low-memory: activation checkpointing of guide, frozen UNet and backbone")
     step = make_our_step(model, optimizer, inputs, precision, compiled=options.compile, seed=options.seed)
     # FLOPs: counted on the real first step on CUDA (it doubles as a warm-up step). On the CPU the counter
     # does not see SDPA (torch registers no FLOP formula for the CPU flash-attention kernel), and it never
     # sees inside compiled graphs: there both steps are counted on the meta device instead (same ops).
     on_meta = device.type != "cuda" or options.compile
     meta_flops = count_flops_on_meta(setup) if on_meta else None
-    ours = _measure("ours", step, setup, device, peak, count=not on_meta)
+    with cuda_backend_flags(matmul_tf32=True, cudnn_tf32=True, benchmark=True):
+        ours = _measure("ours", step, setup, device, peak, count=not on_meta)
     if meta_flops is not None:
         _set_flops(ours, meta_flops["ours"], setup.batch_size, peak)
-    if options.low_memory:
-        model.sd.unet.disable_gradient_checkpointing()
-        model.guide.disable_gradient_checkpointing()
-        backbone = model.detector.encoder.model
-        if hasattr(backbone, "set_grad_checkpointing"):
-            try:
-                backbone.set_grad_checkpointing(False)
-            except (AssertionError, NotImplementedError, AttributeError):
-                pass
     del step
     optimizer.zero_grad(set_to_none=True)
 
     with official_mode(model):
         off_step = make_official_step(model, optimizer, text_encoder, inputs, seed=options.seed)
-        official = _measure("official-like", off_step, setup, device, peak, count=meta_flops is None)
+        with cuda_backend_flags(matmul_tf32=False, cudnn_tf32=True, benchmark=False):
+            official = _measure("official-like", off_step, setup, device, peak, count=meta_flops is None)
         if meta_flops is not None:
             _set_flops(official, meta_flops["official"], setup.batch_size, peak)
         del off_step

@@ -75,3 +75,25 @@ def test_official_mode_restores_our_settings(toy):
     assert not any(p.requires_grad for p in unet.parameters())
     assert all(p.grad is None for p in unet.parameters())
     assert not unet.is_gradient_checkpointing and not model.guide.is_gradient_checkpointing
+
+
+def test_gradient_checkpointing_keeps_loss_and_gradients():
+    """`--low-memory` (config.gradient_checkpointing) recomputes activations: same loss, same gradients."""
+    setup = TrainStepSetup(sd="tiny", backbone="test_efficientnet", image_size=64, batch_size=2,
+                           weight_widths=(8, 8, 8, 8))
+    results = []
+    for ckpt in (False, True):
+        model, _ = build_model(setup, CPU, seed=0, gradient_checkpointing=ckpt)
+        assert model.sd.unet.is_gradient_checkpointing == ckpt and model.guide.is_gradient_checkpointing == ckpt
+        model.text_embedding.fill_(0.5)
+        inputs = make_inputs(model, setup.batch_size, CPU, seed=0)
+        torch.manual_seed(5)
+        out = our_losses(model, inputs, "fp32", torch.Generator().manual_seed(7))
+        out["total"].backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        results.append((float(out["total"].detach()), grads))
+    (loss0, g0), (loss1, g1) = results
+    assert loss1 == pytest.approx(loss0, rel=1e-6)
+    assert g0.keys() == g1.keys() and len(g0) > 10
+    for name in g0:
+        assert torch.allclose(g0[name], g1[name], rtol=1e-4, atol=1e-6), name
