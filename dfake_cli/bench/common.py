@@ -296,8 +296,7 @@ def rows_table(rows: list[BenchRow], title: str):
     from rich.table import Table
 
     shown = [(k, t, f) for k, t, f in _DISPLAY if any(k in r.metrics for r in rows)]
-    table = Table(title=title)
-    table.add_column("part")
+    table = Table(title=title)  # the title names the part: the rows only need the variant
     table.add_column("variant")
     for _, col, _ in shown:
         table.add_column(col, justify="right")
@@ -308,7 +307,7 @@ def rows_table(rows: list[BenchRow], title: str):
             value = row.metrics.get(key)
             cells.append("-" if value is None else fmt(value))
         extra = [f"{k}={_short(row.metrics[k])}" for k in DETAIL_KEYS if k in row.metrics]
-        table.add_row(row.part, row.variant, *cells, "; ".join(extra))
+        table.add_row(row.variant, *cells, "; ".join(extra))
     return table
 
 
