@@ -48,6 +48,8 @@ def register(app: typer.Typer) -> None:
         device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
         seed: Optional[int] = typer.Option(None, "--seed", help="Seed of data order, augmentation and noise (default 3407)."),
         resume: bool = typer.Option(False, "--resume", help="Continue --run (default: the latest run) from last/."),
+        low_memory: bool = typer.Option(
+            False, "--low-memory", help="Activation checkpointing: less memory (batch 32 within 24 GB), same numerics."),
         val_max_faces: Optional[int] = typer.Option(None, "--val-max-faces", help="Validate on at most N faces."),
         val_losses: Optional[bool] = typer.Option(
             None, "--val-losses/--no-val-losses",
@@ -71,6 +73,7 @@ def register(app: typer.Typer) -> None:
             "use_filter": False if no_filter else None, "use_weight": False if no_weight else None,
             "random_sd": True if random_sd else None, "backbone_weights": backbone_weights,
             "precision": precision, "device": device, "seed": seed, "resume": True if resume else None,
+            "low_memory": True if low_memory else None,
             "val_max_faces": val_max_faces, "val_losses": val_losses, "log_every": log_every,
             "save_every": save_every,
         }

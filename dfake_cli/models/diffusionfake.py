@@ -142,13 +142,16 @@ class DiffusionFake(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         """Recompute guide, UNet and backbone activations in backward (SD-1.5 scale on small GPUs).
 
-        The backbone part uses timm's `set_grad_checkpointing` where the model supports it.
+        The backbone uses timm's `set_grad_checkpointing` where the model supports it, but only when it has
+        no BatchNorm: a recomputed forward would update BatchNorm's running statistics twice per step and
+        so change the trained model (the guide and UNet use GroupNorm and are unaffected).
         """
         if self.sd is not None:
             self.guide.enable_gradient_checkpointing()
             self.sd.unet.enable_gradient_checkpointing()
         backbone = self.detector.encoder.model
-        if hasattr(backbone, "set_grad_checkpointing"):
+        has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in backbone.modules())
+        if hasattr(backbone, "set_grad_checkpointing") and not has_batchnorm:
             try:
                 backbone.set_grad_checkpointing(True)
             except (AssertionError, NotImplementedError):  # some timm models do not implement it

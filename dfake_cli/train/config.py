@@ -50,6 +50,7 @@ class TrainConfig:
     device: Optional[str] = None            # cpu | cuda | cuda:N; default cuda when available
     seed: int = 3407
     resume: bool = False
+    low_memory: bool = False                # activation checkpointing (guide, frozen UNet, backbone): same numerics
     # augmentation of the input face (probabilities; flips also flip the source/target latents)
     flip: float = 0.5
     color_jitter: float = 0.2               # max relative brightness/contrast/saturation change

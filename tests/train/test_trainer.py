@@ -125,3 +125,14 @@ def test_without_a_val_split_best_follows_the_latest_model(tmp_path):
     # 4 real + 4 fake faces at batch 2: 4 steps per epoch, so the only validation is the final step's
     assert result.best_auc is None and result.best_step == 2 and result.val == {"faces": 0, "auc": None}
     assert (result.best_dir / "model.safetensors").is_file()
+
+
+def test_low_memory_trains_the_same_model(workspace):
+    # --low-memory only recomputes activations in backward: the weights after two steps must match.
+    plain = train(tiny_config(run="plain", steps=2, val_losses=False), workspace)
+    low = train(tiny_config(run="lowmem", steps=2, val_losses=False, low_memory=True), workspace)
+    assert low.model.guide.is_gradient_checkpointing and not plain.model.guide.is_gradient_checkpointing
+    a = load_file(str(plain.last_dir / "model.safetensors"))
+    b = load_file(str(low.last_dir / "model.safetensors"))
+    worst = max((float((a[k].double() - b[k].double()).abs().max()), k) for k in a)
+    assert a.keys() == b.keys() and worst[0] < 1e-6, worst
