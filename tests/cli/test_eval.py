@@ -5,16 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from dfake_cli.cli.main import main
 from dfake_cli.evaluation.synthetic import SyntheticVideo, write_cache
 from dfake_cli.workspace import Workspace
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from clitools import run  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture()

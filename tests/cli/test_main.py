@@ -6,14 +6,7 @@ import sys
 
 import pytest
 
-from dfake_cli.cli.main import main
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from clitools import run  # tests/ is on sys.path (rootdir conftest)
 
 
 def test_version(capsys):

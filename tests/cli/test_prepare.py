@@ -6,15 +6,8 @@ import json
 
 import pytest
 
-from dfake_cli.cli.main import main
 from dfake_cli.data.cache import FaceCache
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from clitools import run  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")

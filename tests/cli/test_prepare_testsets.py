@@ -9,20 +9,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dfake_cli.cli.main import main
 from dfake_cli.cli.prepare_testsets import default_cache_name, prepare_testset
 from dfake_cli.data.cache import FaceCache
 from dfake_cli.errors import InputError
 from dfake_cli.sampledata.generate import SampleLayout
 from dfake_cli.sampledata.trees import write_celebdf_tree
 from dfake_cli.workspace import Workspace
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from clitools import run  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")

@@ -8,17 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from dfake_cli.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the training-cache helper
 from train.conftest import make_cache  # noqa: E402
-
-
-def run(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(args)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
+from clitools import run  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")
