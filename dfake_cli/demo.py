@@ -70,7 +70,7 @@ def side_by_side(reports: dict[str, Path]) -> Table:
     """Guided vs baseline, AUC / EER (%) per dataset, frame and video level, as measured."""
     loaded = {name: json.loads((path / "report.json").read_text()) for name, path in reports.items()}
     datasets = list(next(iter(loaded.values()))["datasets"])
-    table = Table(title="DiffusionFake vs plain detector on the embedded default, AUC / EER (%)")
+    table = Table(title="DiffusionFake vs plain detector (embedded default), AUC / EER (%)")
     table.add_column("model (level)")
     for ds in datasets:
         table.add_column(ds, justify="center")
@@ -116,15 +116,16 @@ def main() -> None:
           "--seeds", "2", "--out", str(grid))
 
     console.print()
-    console.print(side_by_side(reports))
+    console.print(side_by_side(reports), width=max(console.width, 100))
     console.print(EMBEDDED_NOTICE)
     console.print(f"\n[bold]Outputs[/] (workspace {workspace}):")
-    console.print(f"  caches:          {workspace / 'data'} (ffpp.h5, celebdf.h5, *.skipped.csv)")
+    outputs = [("caches", f"{workspace / 'data'} (ffpp.h5, celebdf.h5, *.skipped.csv)")]
     for name, run in runs.items():
-        console.print(f"  {name + ' run:':17}{workspace / 'runs' / run} (best/, last/, metrics.csv)")
-        console.print(f"  {name + ' report:':17}{reports[name]} (report.json, predictions.csv, roc.png)")
-    console.print(f"  reconstruction:  {grid}")
-    console.print(f"  elapsed:         {time.time() - started:.0f} s")
+        outputs.append((f"{name} run", f"{workspace / 'runs' / run} (best/, last/, metrics.csv)"))
+        outputs.append((f"{name} report", f"{reports[name]} (report.json, predictions.csv, roc.png)"))
+    outputs += [("reconstruction", str(grid)), ("elapsed", f"{time.time() - started:.0f} s")]
+    for label, value in outputs:
+        console.print(f"  {label + ':':26}{value}", soft_wrap=True)
 
 
 if __name__ == "__main__":
