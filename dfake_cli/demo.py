@@ -91,7 +91,7 @@ def main() -> None:
     started = time.time()
 
     dfake(workspace, "prepare", "ff++", str(ffpp_root), "--sd", "tiny", "--frames", FRAMES, "--size", SIZE,
-          "--workers", "2", "--name", "ffpp")
+          "--name", "ffpp")
     common = ["--data", "ffpp", "--sd", "tiny", "--backbone", BACKBONE, "--steps", str(STEPS),
               "--batch-size", str(BATCH), "--lr", LR, "--seed", "0", "--no-val-losses"]
     runs = {"DiffusionFake": "demo-guided", "no-guide baseline": "demo-baseline"}

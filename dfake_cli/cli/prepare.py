@@ -84,7 +84,7 @@ def _ffpp_command(
     margin: float = typer.Option(1.3, "--margin", help="Context around the face: the template is shrunk by 1/margin."),
     sd: str = typer.Option("tiny", "--sd", help="Stable Diffusion for the latents: 'tiny' or a local SD-1.5 path."),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda."),
-    workers: int = typer.Option(1, "--workers", help="Videos processed in parallel (processes)."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda)."),
     limit: Optional[int] = typer.Option(None, "--limit", help="At most N videos per method and split.",
                                         show_default=False),
     name: str = typer.Option("ffpp", "--name", help="Cache name: <workspace>/data/<name>.h5."),

@@ -109,7 +109,7 @@ def register(prepare_app: typer.Typer) -> None:
     margin_opt = typer.Option(None, "--margin", help="Crop margin around the face (default: as ffpp, else 1.3).",
                               show_default=False)
     device_opt = typer.Option("cpu", "--device", help="Face detection device: cpu or cuda.")
-    workers_opt = typer.Option(1, "--workers", min=1, help="Videos prepared in parallel (processes).")
+    workers_opt = typer.Option(0, "--workers", min=0, help="Videos prepared in parallel (processes); 0 = one per CPU core (1 on cuda).")
     limit_opt = typer.Option(None, "--limit", min=1, help="At most N videos (a quick look).", show_default=False)
 
     @prepare_app.command("celebdf")

