@@ -133,9 +133,10 @@ def register(app: typer.Typer) -> None:
             typer.echo(json.dumps(out, indent=2))
         else:
             table = Table(title=f"dfake detect ({out['checkpoint']})")
-            table.add_column("file", overflow="fold", ratio=1)
-            for col in ("kind", "faces", "p(fake)", "verdict", "status"):
+            table.add_column("file", overflow="fold", ratio=2)
+            for col in ("kind", "faces", "p(fake)", "verdict"):
                 table.add_column(col, justify="right" if col in ("faces", "p(fake)") else "left", no_wrap=True)
+            table.add_column("status", overflow="fold", ratio=1)  # long reasons wrap instead of hiding the rest
             for r in results:
                 p = "" if r["prob_fake"] is None else f"{r['prob_fake']:.3f}"
                 table.add_row(r["path"], r["kind"], str(r["frames"]), p, r["label"] or "", r["status"])
