@@ -1,8 +1,6 @@
 """`dfake prepare <testset>` end to end: the Celeb-DF miniature (sample-data generator), WDF tars, a folder."""
 
-import io
 import json
-import tarfile
 
 import numpy as np
 import pandas as pd
@@ -16,6 +14,7 @@ from dfake_cli.sampledata.generate import SampleLayout
 from dfake_cli.sampledata.trees import write_celebdf_tree
 from dfake_cli.workspace import Workspace
 from clitools import run  # tests/ is on sys.path (rootdir conftest)
+from tartools import png_bytes, write_tar  # tests/ is on sys.path (rootdir conftest)
 
 
 @pytest.fixture(scope="module")
@@ -66,24 +65,13 @@ def _tiny_checkpoint(best):
 
 
 def _png(value):
-    buf = io.BytesIO()
-    Image.fromarray(np.full((20, 20, 3), value, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _tar(path, members):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    return png_bytes(value, 20)
 
 
 def test_prepare_wdf_without_detection(tmp_path):
     base = tmp_path / "wdf" / "deepfake_in_the_wild"
-    _tar(base / "real_test" / "1.tar.gz", [(f"./1/real/7/{i}.png", _png(i)) for i in (10, 11, 12, 13)])
-    _tar(base / "fake_test" / "1.tar.gz", [(f"./1/fake/7/{i}.png", _png(200 + i)) for i in (5, 6)])
+    write_tar(base / "real_test" / "1.tar.gz", [(f"./1/real/7/{i}.png", _png(i)) for i in (10, 11, 12, 13)])
+    write_tar(base / "fake_test" / "1.tar.gz", [(f"./1/fake/7/{i}.png", _png(200 + i)) for i in (5, 6)])
     ws = Workspace(tmp_path / "ws")
     result = prepare_testset(ws, "wdf", tmp_path / "wdf", frames=3, size=32, progress=False)
     assert result.prepared == 2 and result.faces == 5

@@ -1,7 +1,5 @@
 """WildDeepfake parser on tar.gz archives built here: sequences, frame choice, bad members and archives."""
 
-import io
-import tarfile
 
 import numpy as np
 import pytest
@@ -9,34 +7,24 @@ from PIL import Image
 
 from dfake_cli.data.datasets.wdf import parse_wdf
 from dfake_cli.errors import InputError
+from tartools import png_bytes, write_tar  # tests/ is on sys.path (rootdir conftest)
 
 
 def _png(value):
-    buf = io.BytesIO()
-    Image.fromarray(np.full((8, 8, 3), value, np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _tar(path, members):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
+    return png_bytes(value, 8)
 
 
 @pytest.fixture()
 def tree(tmp_path):
     base = tmp_path / "wdf" / "deepfake_in_the_wild"
-    _tar(base / "real_test" / "1.tar.gz", [
+    write_tar(base / "real_test" / "1.tar.gz", [
         ("./1/real/10/3.png", _png(3)), ("./1/real/10/1.png", _png(1)), ("./1/real/10/2.png", _png(2)),
         ("./1/real/11/5.png", _png(5)), ("./1/real/11/6.png", _png(6)),
         ("./1/fake/12/1.png", _png(9)),  # labelled fake inside real_test: refused
         ("./1/notes.txt", b"x"),
     ])
     # the original README's spelling with a space
-    _tar(base / "fake test" / "1.tar.gz", [("./1/fake/10/942.png", _png(42)), ("./1/fake/10/943.png", _png(43)),
+    write_tar(base / "fake test" / "1.tar.gz", [("./1/fake/10/942.png", _png(42)), ("./1/fake/10/943.png", _png(43)),
                                             ("./1/fake/10/944.png", _png(44))])
     (base / "fake test" / "2.tar.gz").write_bytes(b"this is not a gzip file")
     return tmp_path / "wdf"
