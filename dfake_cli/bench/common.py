@@ -12,7 +12,6 @@ Why these choices:
 from __future__ import annotations
 
 import datetime as _dt
-import importlib.metadata as _md
 import json
 import statistics
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any, Callable
 
 import torch
 
+from dfake_cli.cli.info import version_of
 from dfake_cli.io import atomic_path
 
 
@@ -184,13 +184,6 @@ def mfu(flops_per_step: float, seconds_per_step: float, peak_flops_per_s: float)
 # ----------------------------------------------------------------------------------------------- provenance
 
 
-def _version(dist: str) -> str:
-    try:
-        return _md.version(dist)
-    except _md.PackageNotFoundError:
-        return "not installed"
-
-
 def git_commit() -> str:
     """The commit of the dfake checkout (with '+dirty' when it has local changes), or 'unknown'."""
     root = Path(__file__).resolve().parents[2]
@@ -210,9 +203,9 @@ def environment(device: torch.device, argv: list[str] | None = None) -> dict[str
         "device": device_name(device),
         "device_type": device.type,
         "torch": torch.__version__,
-        "diffusers": _version("diffusers"),
-        "timm": _version("timm"),
-        "dfake": _version("dfake"),
+        "diffusers": version_of("diffusers"),
+        "timm": version_of("timm"),
+        "dfake": version_of("dfake"),
         "git_commit": git_commit(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "argv": list(sys.argv if argv is None else argv),

@@ -9,7 +9,8 @@ import typer
 from dfake_cli import __version__
 
 
-def _version_of(dist: str) -> str:
+def version_of(dist: str) -> str:
+    """An installed distribution's version, or 'not installed' (shared with the benchmarks' provenance)."""
     try:
         return md.version(dist)
     except md.PackageNotFoundError:
@@ -43,11 +44,11 @@ def collect_info(workspace) -> dict:
     info = {
         "dfake": __version__,
         "torch": torch.__version__,
-        "diffusers": _version_of("diffusers"),
-        "timm": _version_of("timm"),
-        "facenet-pytorch": _version_of("facenet-pytorch"),
-        "decord": getattr(decord, "__version__", _version_of("decord2")),
-        "h5py": _version_of("h5py"),
+        "diffusers": version_of("diffusers"),
+        "timm": version_of("timm"),
+        "facenet-pytorch": version_of("facenet-pytorch"),
+        "decord": getattr(decord, "__version__", version_of("decord2")),
+        "h5py": version_of("h5py"),
         "device": device,
         "workspace": str(workspace.root),
         "caches": [p.name for p in workspace.caches()],
