@@ -38,6 +38,8 @@ class ShardRows:
 
     `link`: for a fake's input row, the shard-local row of its target face, else -1.
     `source_frame`: for a fake's input row, the frame of the source original to pair with, else -1.
+    `source_link`: optional; for a fake whose source face is in the same shard (self-blended fakes), the
+    shard-local row of that source, else -1. Such a fake's target is its `link` row.
     """
 
     faces: np.ndarray  # uint8 (n, S, S, 3)
@@ -53,6 +55,7 @@ class ShardRows:
     source_frame: np.ndarray  # int64
     mean: np.ndarray | None = None  # float32 (n, 4, h, w)
     logvar: np.ndarray | None = None
+    source_link: np.ndarray | None = None  # int64
 
     def __len__(self) -> int:
         return int(self.faces.shape[0])
@@ -83,6 +86,8 @@ def write_shard(path: Path, rows: ShardRows, meta: dict) -> None:
     }
     if rows.mean is not None:
         arrays["mean"], arrays["logvar"] = rows.mean, rows.logvar
+    if rows.source_link is not None:
+        arrays["source_link"] = rows.source_link
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
@@ -107,6 +112,7 @@ def read_shard(path: Path, with_faces: bool = True) -> tuple[ShardRows, dict]:
             source_frame=z["source_frame"],
             mean=z["mean"] if (with_faces and has_lat) else None,
             logvar=z["logvar"] if (with_faces and has_lat) else None,
+            source_link=z["source_link"] if "source_link" in z.files else None,
         )
     return rows, meta
 
@@ -174,6 +180,8 @@ def _plan(shards: list[Path], metas: list[dict], training: bool, stats: Assemble
                     (meta["video_id"], meta.get("path", ""), "no source face",
                      f"no face of source {meta['source_id']} at the paired frames")
                 )
+        if rows.source_link is not None:  # sources inside the shard: kept, they are paired
+            used_sources.update((s, int(r)) for r in rows.source_link if r >= 0)
         keep.append(k)
         src_ref.append(ref)
     # Source-only rows nobody pairs with are not worth storing.
@@ -209,6 +217,9 @@ def _plan(shards: list[Path], metas: list[dict], training: bool, stats: Assemble
                 if meta.get("label") == 1 and meta.get("source_id"):
                     ss, rr = src_ref[s][r]
                     sr[r] = final_index[ss][rr]
+                    tr[r] = fi[int(rows.link[r])]
+                elif rows.source_link is not None and rows.source_link[r] >= 0:
+                    sr[r] = fi[int(rows.source_link[r])]
                     tr[r] = fi[int(rows.link[r])]
                 else:
                     sr[r] = tr[r] = fi[r]

@@ -136,7 +136,7 @@ class UnitWorker:
             rows = self._skip(meta, reason, msg)
         if rows is not None and len(rows) and self.training:
             t0 = time.perf_counter()
-            rows.mean, rows.logvar = self._latents(rows.faces)
+            self.encode(rows)
             meta["latent_scaling"] = self.latent_scaling
             timings["encode"] += time.perf_counter() - t0
         if rows is None:
@@ -149,6 +149,12 @@ class UnitWorker:
         timings["write"] += time.perf_counter() - t0
         meta["timings"] = timings
         return meta
+
+    def encode(self, rows: ShardRows) -> ShardRows:
+        """Store the SD-VAE latent moments of every face of `rows` in it (training caches; also used by the
+        self-blended-image engine, so both kinds of training cache hold the same latents)."""
+        rows.mean, rows.logvar = self._latents(rows.faces)
+        return rows
 
     @staticmethod
     def _skip(meta: dict, reason: str, detail: str) -> None:
