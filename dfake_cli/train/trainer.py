@@ -41,7 +41,9 @@ from dfake_cli.train.distributed import (
 from dfake_cli.workspace import Workspace
 
 LOSS_KEYS = ("total", "bce", "source", "target", "weight_s", "weight_t")
-METRIC_COLUMNS = ("step", "epoch", "phase", *LOSS_KEYS, "auc", "lr", "images_per_s", "seconds")
+W_KEYS = ("w_s_mean", "w_s_min", "w_s_max", "w_t_mean", "w_t_min", "w_t_max")
+METRIC_COLUMNS = ("step", "epoch", "phase", *LOSS_KEYS, *W_KEYS, "auc", "lr", "images_per_s", "seconds")
+SATURATED_LOW, SATURATED_HIGH = 0.01, 0.99
 
 
 @dataclass
@@ -130,6 +132,49 @@ def _fmt(value: Any) -> Any:
     if isinstance(value, float):
         return f"{value:.6g}"
     return value
+
+
+class WStats:
+    """Running mean/min/max of the weight nets' outputs W_s and W_t over a window of samples.
+
+    A sigmoid output pinned near 0 or 1 has almost no gradient and rarely leaves (the guide's residuals are
+    then switched off or always on regardless of the input), so the trainer logs W itself, not only its MSE.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.n = 0
+        self.sums = {"s": 0.0, "t": 0.0}
+        self.mins = {"s": float("inf"), "t": float("inf")}
+        self.maxs = {"s": float("-inf"), "t": float("-inf")}
+
+    def update(self, w_s: torch.Tensor, w_t: torch.Tensor) -> None:
+        for key, w in (("s", w_s), ("t", w_t)):
+            w = w.detach().float().reshape(-1)
+            self.sums[key] += float(w.sum())
+            self.mins[key] = min(self.mins[key], float(w.min()))
+            self.maxs[key] = max(self.maxs[key], float(w.max()))
+        self.n += int(w_s.numel())
+
+    def row(self) -> dict[str, float]:
+        """The W_KEYS columns; empty when nothing was recorded (no weight nets: --no-guide, --no-weight)."""
+        if self.n == 0:
+            return {}
+        out = {}
+        for key in ("s", "t"):
+            out[f"w_{key}_mean"] = self.sums[key] / self.n
+            out[f"w_{key}_min"] = self.mins[key]
+            out[f"w_{key}_max"] = self.maxs[key]
+        return out
+
+    def saturated(self) -> list[str]:
+        """Which W ("W_s", "W_t") stayed below 0.01 or above 0.99 for every sample of the window."""
+        if self.n == 0:
+            return []
+        return [f"W_{key}" for key in ("s", "t")
+                if self.maxs[key] < SATURATED_LOW or self.mins[key] > SATURATED_HIGH]
 
 
 def _tensorboard(run_dir: Path):
@@ -227,6 +272,8 @@ def validate(model, inputs: CacheInputs, rows: np.ndarray, config: TrainConfig, 
     gen.manual_seed(_seed_of(config.seed, 0x7A1))
     rng = np.random.default_rng([config.seed, 0x7A1])
     n_loss = 0
+    wstats = WStats()
+    weights = getattr(model, "sd", None) is not None and model.config.use_weight
     try:
         for start in range(0, len(rows), bs):
             chunk = rows[start : start + bs]
@@ -243,10 +290,15 @@ def validate(model, inputs: CacheInputs, rows: np.ndarray, config: TrainConfig, 
                         generator=gen,
                     )
                     logits = out["logits"]
+                    if weights:
+                        wstats.update(out["w_s"], out["w_t"])
                     for k in LOSS_KEYS:
                         if k in out and out[k] is not None:
                             sums[k] += float(out[k].float()) * len(chunk)
                     n_loss += len(chunk)
+                elif weights:
+                    logits, feat = model.detector(x)
+                    wstats.update(model.weight_s(feat), model.weight_t(feat))
                 else:
                     logits = model.logits(x)
             probs.append(torch.sigmoid(logits.float()).cpu().numpy())
@@ -263,6 +315,7 @@ def validate(model, inputs: CacheInputs, rows: np.ndarray, config: TrainConfig, 
     for k in LOSS_KEYS:
         if n_loss:
             result[k] = sums[k] / n_loss
+    result.update(wstats.row())
     return result
 
 
@@ -428,6 +481,9 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
         step = start_step
         window = {k: 0.0 for k in LOSS_KEYS}
         window_n, window_t0 = 0, time.perf_counter()
+        wstats = WStats()
+        track_w = config.use_guide and config.use_weight
+        warned_saturated: set[str] = set()
         try:
             if bar is not None:
                 bar.start()
@@ -461,6 +517,8 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                     if out.get(k) is not None:
                         window[k] += float(out[k].detach().float())
                 window_n += 1
+                if track_w and info.is_main:
+                    wstats.update(out["w_s"], out["w_t"])
                 if info.is_main:
                     samples.write({"step": step, "epoch": s // plan.steps_per_epoch,
                                    "rows": " ".join(str(int(r)) for r in batch.global_rows)})
@@ -470,14 +528,21 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                                              if out.get(k) is not None))
                     if step % config.log_every == 0 or step == total_steps:
                         row = {k: window[k] / window_n for k in LOSS_KEYS}
+                        row.update(wstats.row())
                         row.update(step=step, epoch=step / plan.steps_per_epoch, phase="train",
                                    lr=optimizer.param_groups[0]["lr"], images_per_s=rate,
                                    seconds=time.perf_counter() - t_start)
                         metrics.write(row)
                         if tb is not None:
-                            for k in LOSS_KEYS:
-                                tb.add_scalar(f"train/{k}", row[k], step)
+                            for k in (*LOSS_KEYS, *W_KEYS):
+                                if row.get(k) is not None:
+                                    tb.add_scalar(f"train/{k}", row[k], step)
                             tb.add_scalar("train/images_per_s", rate, step)
+                        for name in wstats.saturated():
+                            if name not in warned_saturated:
+                                warned_saturated.add(name)
+                                _warn_saturated(name, wstats, step, config)
+                        wstats.reset()
                         window = {k: 0.0 for k in LOSS_KEYS}
                         window_n, window_t0 = 0, time.perf_counter()
                 epoch_end = step % plan.steps_per_epoch == 0
@@ -512,6 +577,18 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
     finally:
         if hasattr(cache, "close"):
             cache.close()
+
+
+def _warn_saturated(name: str, wstats: WStats, step: int, config: TrainConfig) -> None:
+    """One warning line per W per run: a W pinned at 0 or 1 for a whole logging window."""
+    from dfake_cli.console import err_console
+
+    key = name[-1].lower()
+    low, high = wstats.mins[key], wstats.maxs[key]
+    err_console.print(
+        f"[yellow]warning:[/] {name} stayed saturated (between {low:.3g} and {high:.3g}) for the {config.log_every} "
+        f"steps up to step {step}: its sigmoid gets almost no gradient (docs/training.md: Weight modules)"
+    )
 
 
 def _check_replicas(info: DistInfo, params, run_dir: Path, step: int) -> None:

@@ -136,3 +136,40 @@ def test_low_memory_trains_the_same_model(workspace):
     b = load_file(str(low.last_dir / "model.safetensors"))
     worst = max((float((a[k].double() - b[k].double()).abs().max()), k) for k in a)
     assert a.keys() == b.keys() and worst[0] < 1e-6, worst
+
+
+def _metrics(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_metrics_log_w_statistics_at_every_logged_step_and_validation(workspace):
+    result = train(tiny_config(run="w", steps=3, log_every=1), workspace)
+    rows = _metrics(result.run_dir)
+    assert [r["phase"] for r in rows] == ["train", "train", "train", "val"]
+    for r in rows:
+        for branch in ("s", "t"):
+            lo, mean, hi = (float(r[f"w_{branch}_{k}"]) for k in ("min", "mean", "max"))
+            assert 0.0 <= lo <= mean <= hi <= 1.0, r
+    assert float(rows[0]["w_s_min"]) < float(rows[0]["w_s_max"])  # per-sample values, not one constant
+
+
+def test_no_weight_ablation_leaves_w_columns_empty(workspace):
+    rows = _metrics(train(tiny_config(run="nw", steps=1, use_weight=False), workspace).run_dir)
+    assert all(r["w_s_mean"] == "" and r["w_t_max"] == "" for r in rows)
+
+
+def test_a_saturated_w_warns_once(workspace, monkeypatch, capsys):
+    from dfake_cli.models.diffusionfake import DiffusionFake
+
+    real_losses = DiffusionFake.losses
+
+    def pinned(self, *args, **kwargs):  # W_t pinned at 0 as a saturated sigmoid would be
+        out = real_losses(self, *args, **kwargs)
+        out["w_t"] = torch.full_like(out["w_t"], 1e-4)
+        return out
+
+    monkeypatch.setattr(DiffusionFake, "losses", pinned)
+    train(tiny_config(run="sat", steps=4, log_every=2, val_losses=False), workspace)
+    err = capsys.readouterr().err
+    assert err.count("W_t stayed saturated") == 1 and "W_s stayed saturated" not in err
