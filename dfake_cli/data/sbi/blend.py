@@ -99,10 +99,12 @@ def _elastic(mask: np.ndarray, rng: np.random.Generator, cfg: SBIConfig) -> np.n
     k = size / 256.0
     if cfg.elastic_alpha <= 0:
         return mask
+    # The smoothed field's amplitude goes as alpha / sigma: alpha scales with k**2 so that the displacement
+    # (and the outline's wiggle) is the same fraction of the face at every crop size.
     sigma = cfg.elastic_sigma * k
     field = rng.uniform(-1.0, 1.0, size=(2, size, size)).astype(np.float32)
-    dx = cv2.GaussianBlur(field[0], (0, 0), sigma) * cfg.elastic_alpha * k
-    dy = cv2.GaussianBlur(field[1], (0, 0), sigma) * cfg.elastic_alpha * k
+    dx = cv2.GaussianBlur(field[0], (0, 0), sigma) * cfg.elastic_alpha * k * k
+    dy = cv2.GaussianBlur(field[1], (0, 0), sigma) * cfg.elastic_alpha * k * k
     gx, gy = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
     return cv2.remap(mask, gx + dx, gy + dy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
