@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from dfake_cli.data import cache as cache_mod
+from dfake_cli.data.cache import pairing as cache_pairing
 from dfake_cli.data.cache import FaceCache, ShardRows, assemble, read_shard, write_shard
 from dfake_cli.errors import InputError
 
@@ -124,7 +125,7 @@ def test_interrupted_assembly_leaves_no_cache(tmp_path, shards, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache_mod, "_write_scores", boom)
+    monkeypatch.setattr(cache_pairing, "write_scores", boom)
     with pytest.raises(KeyboardInterrupt):
         assemble(paths, out, {}, training=True, size=S)
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["parts"]

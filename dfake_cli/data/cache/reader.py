@@ -1,0 +1,151 @@
+"""Reading a finished cache: `FaceCache` (plain h5py, fork-safe) and `cache_attrs`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from dfake_cli.data.cache.schema import INDEX_STR, ROLE_INPUT
+from dfake_cli.errors import InputError
+
+
+def _read_rows(dset, rows: Iterable[int]) -> np.ndarray:
+    """h5py fancy indexing needs increasing unique indices: read sorted unique, return in request order."""
+    rows = np.asarray(list(rows) if not isinstance(rows, np.ndarray) else rows, dtype=np.int64).reshape(-1)
+    if rows.size == 0:
+        return np.zeros((0,) + tuple(dset.shape[1:]), dtype=dset.dtype)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    if uniq[0] < 0 or uniq[-1] >= dset.shape[0]:
+        raise IndexError(f"row out of range [0, {dset.shape[0]}): {rows.min()}..{rows.max()}")
+    data = dset[uniq] if len(uniq) > 1 else dset[int(uniq[0])][None]
+    return data[inverse]
+
+
+class FaceCache:
+    """Read a finished cache with plain h5py. Safe across fork: the file reopens in a new process.
+
+        with FaceCache(path) as cache:
+            df = cache.index                  # one row per face (pandas)
+            x = cache.faces([3, 1, 2])        # uint8 (3, S, S, 3), in the requested order
+            mean, logvar = cache.latent_moments(df.source_row[rows])
+    """
+
+    INDEX_COLUMNS = (
+        "video_id", "frame_index", "label", "method", "split", "role", "source_row", "target_row",
+        "confidence", "score_s", "score_t",
+    )
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+        if not self.path.is_file():
+            raise InputError(f"cache not found: {self.path}; create it with 'dfake prepare'")
+        self._h = None
+        self._pid = None
+        self._index = None
+        h = self._file
+        if not bool(h.attrs.get("complete", False)):
+            self.close()
+            raise InputError(f"cache {self.path} is incomplete; run the same 'dfake prepare' command again")
+        self._attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
+
+    @property
+    def _file(self):
+        import h5py
+
+        if self._h is None or self._pid != os.getpid():
+            try:
+                self._h = h5py.File(self.path, "r")
+            except OSError as exc:
+                raise InputError(f"cannot read cache {self.path}: {exc}; delete it and prepare again") from exc
+            self._pid = os.getpid()
+        return self._h
+
+    def close(self) -> None:
+        if self._h is not None and self._pid == os.getpid():
+            self._h.close()
+        self._h = None
+
+    def __enter__(self) -> "FaceCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return int(self._file["faces"].shape[0])
+
+    def __getstate__(self):  # DataLoader workers: pickle the path only, reopen on first access
+        return {"path": self.path, "_attrs": self._attrs, "_index": self._index}
+
+    def __setstate__(self, state):
+        self.path, self._attrs, self._index = state["path"], state["_attrs"], state["_index"]
+        self._h = None
+        self._pid = None
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self._attrs)
+
+    @property
+    def size(self) -> int:
+        return int(self._file["faces"].shape[1])
+
+    @property
+    def index(self):
+        """The index as a pandas DataFrame (row number = cache row); landmarks via `.landmarks(rows)`."""
+        if self._index is None:
+            import pandas as pd
+
+            g = self._file["index"]
+            data = {}
+            for col in self.INDEX_COLUMNS:
+                if col not in g:
+                    continue
+                data[col] = g[col].asstr()[()] if col in INDEX_STR else g[col][()]
+            self._index = pd.DataFrame(data)
+        return self._index
+
+    @property
+    def has_latents(self) -> bool:
+        return "latents" in self._file
+
+    def faces(self, rows) -> np.ndarray:
+        return _read_rows(self._file["faces"], rows)
+
+    def landmarks(self, rows) -> np.ndarray:
+        return _read_rows(self._file["index"]["landmarks"], rows)
+
+    def matrices(self, rows) -> np.ndarray:
+        return _read_rows(self._file["index"]["matrix"], rows)
+
+    def latent_moments(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        if not self.has_latents:
+            raise InputError(f"cache {self.path} has no latents (a test cache); prepare a training set with 'dfake prepare ff++'")
+        g = self._file["latents"]
+        return _read_rows(g["mean"], rows), _read_rows(g["logvar"], rows)
+
+    def input_rows(self, split: str | None = None) -> np.ndarray:
+        """Rows of the samples to classify (role "input"), optionally of one split."""
+        df = self.index
+        mask = df["role"].to_numpy() == ROLE_INPUT
+        if split is not None:
+            mask &= df["split"].to_numpy() == split
+        return np.flatnonzero(mask)
+
+
+def cache_attrs(path: Path) -> dict | None:
+    """The attrs of a finished cache at `path`, or None when there is none (missing or incomplete)."""
+    import h5py
+
+    if not Path(path).is_file():
+        return None
+    try:
+        with h5py.File(path, "r") as h:
+            if not bool(h.attrs.get("complete", False)):
+                return None
+            return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
+    except OSError:
+        return None

@@ -1,0 +1,226 @@
+"""`prepare_manifest`: options checked, finished caches recognised, units run, shards assembled.
+
+Work is split into units, one per video (plus originals that only lend source faces); each unit ends in
+one atomic shard, so a killed run resumes where it stopped and a finished cache reruns in seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Optional
+
+from dfake_cli import __version__
+from dfake_cli.data import cache as cache_mod
+from dfake_cli.data.datasets import Manifest
+from dfake_cli.data.faces import FaceAlignConfig
+from dfake_cli.data.prepare.results import (
+    PrepareResult, cache_options, option_diff, result_from_attrs, write_skipped_csv,
+)
+from dfake_cli.data.prepare.units import Unit, plan_units, select_items
+from dfake_cli.data.prepare.worker import STAGES, UnitWorker
+from dfake_cli.errors import InputError
+
+
+def _check_options(frames: int, size: int, margin: float, workers: int, device: str) -> int:
+    """Validate before any work; returns the worker count (0 = one per CPU core, 1 on CUDA)."""
+    if frames < 1:
+        raise InputError(f"--frames {frames}: must be >= 1")
+    if size < 16 or size % 8:
+        raise InputError(f"--size {size}: must be a multiple of 8 and >= 16 (latents are size/8)")
+    if margin <= 0:
+        raise InputError(f"--margin {margin}: must be > 0")
+    if workers < 0:
+        raise InputError(f"--workers {workers}: must be >= 1 (or 0 for one per CPU core)")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: no CUDA device here; use --device cpu")
+    elif device != "cpu":
+        raise InputError(f"--device {device}: use cpu or cuda")
+    if workers == 0:  # auto: MTCNN/VAE scale better as single-thread processes than as threads (measured 3x)
+        workers = 1 if device.startswith("cuda") else max(1, min(os.cpu_count() or 1, 8))
+    return workers
+
+
+def _finished(cache_path: Path, skipped_csv: Path, options: dict, t_start: float) -> Optional[PrepareResult]:
+    """The result of an already finished cache with the same options; InputError when they differ."""
+    existing = cache_mod.cache_attrs(cache_path)
+    if existing is not None:
+        diff = option_diff(json.loads(existing.get("options", "{}")), options)
+        if not diff:
+            return result_from_attrs(cache_path, skipped_csv if skipped_csv.is_file() else None, existing,
+                                     time.perf_counter() - t_start)
+        raise InputError(
+            f"{cache_path} was prepared with different options ({'; '.join(diff)}): "
+            f"pass --name NEW for a second cache, or delete {cache_path}"
+        )
+    if cache_path.exists():
+        raise InputError(f"{cache_path} exists but is not a finished dfake cache: delete it and run again")
+    return None
+
+
+def parts_dir(cache_path: Path) -> Path:
+    """`<name>.parts/` next to the cache: the shards of a preparation in progress."""
+    return cache_path.with_name(cache_path.name[: -len(cache_path.suffix)] + ".parts")
+
+
+def content_key(options: dict) -> str:
+    """What a shard's content depends on (beyond its unit): a changed option never reuses a stale shard."""
+    keys = ("frames", "size", "margin", "training", "sd_identity", "align")
+    return hashlib.sha1(json.dumps({k: options[k] for k in keys}, sort_keys=True).encode()).hexdigest()
+
+
+def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
+              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> None:
+    """Run `todo` in this process (one worker) or in a pool of worker processes."""
+    if not todo:
+        return
+    if workers == 1:
+        worker = UnitWorker(config, frames, device, training, sd)
+        for unit in todo:
+            on_meta(worker.run(unit))
+    else:
+        from dfake_cli.data.prepare.pool import run_pool
+
+        run_pool(todo, config, frames, device, training, sd, workers, on_meta)
+
+
+def _cache_attrs(manifest: Manifest, config: FaceAlignConfig, options: dict, frames: int, training: bool,
+                 sd_id: str, scaling: float, limit: Optional[int]) -> dict:
+    return {
+        "dataset": manifest.dataset, "root": str(manifest.root), "sd_identity": sd_id,
+        "latent_scaling": scaling, "size": config.size, "margin": config.margin,
+        "frames_per_video": frames, "dfake_version": __version__, "created": cache_mod.now_iso(),
+        "align": json.dumps(config.to_dict()), "training": training,
+        "limit": -1 if limit is None else int(limit), "options": json.dumps(options, sort_keys=True),
+        "score": "(cos(mean_input, mean_branch) + 1) / 2 over flattened VAE latent means",
+        "labels": "0 real, 1 fake", "notes": json.dumps(manifest.notes),
+    }
+
+
+def assemble_units(units: list[Unit], manifest: Manifest, cache_path: Path, skipped_csv: Path,
+                   skipped: list[tuple[str, str, str, str]], attrs: dict, training: bool, size: int,
+                   videos: int) -> PrepareResult:
+    """Shards -> cache, with the skip list and the summary a rerun shows written before it is complete."""
+    metas = [cache_mod.read_shard_meta(u.shard) for u in units]
+    for m in metas:
+        if m["status"] != "ok" and m.get("is_input", True):
+            skipped.append((m["video_id"], m["path"], m["reason"], m.get("detail", "")))
+    if training:  # recorded by the workers that loaded the VAE
+        attrs["latent_scaling"] = next((float(m["latent_scaling"]) for m in metas if m.get("latent_scaling")),
+                                       attrs["latent_scaling"])
+    input_units = [m for m in metas if m.get("is_input", True)]
+    result = PrepareResult(
+        cache_path=cache_path, skipped_csv=skipped_csv, videos=videos,
+        frames=sum(int(m.get("frames_read", 0)) for m in input_units),
+        no_face_frames=sum(int(m.get("no_face", 0)) for m in input_units),
+        notes=list(manifest.notes),
+    )
+
+    def finish(h, stats: cache_mod.AssembleStats) -> None:
+        skipped.extend(stats.skipped)
+        result.skipped = dict(Counter(r[2] for r in skipped))
+        result.dropped_frames = stats.dropped_frames
+        ok = {m["video_id"] for m in input_units if m["status"] == "ok"} - {r[0] for r in stats.skipped}
+        result.prepared = len(ok)
+        write_skipped_csv(skipped_csv, skipped)
+        h.attrs["summary"] = json.dumps({
+            "videos": result.videos, "prepared": result.prepared, "frames": result.frames,
+            "faces": stats.inputs, "rows": stats.rows, "no_face_frames": result.no_face_frames,
+            "skipped": result.skipped, "dropped_frames": stats.dropped_frames,
+        })
+
+    stats = cache_mod.assemble([u.shard for u in units], cache_path, attrs, training, size, before_complete=finish)
+    result.rows = stats.rows
+    result.faces = stats.inputs
+    return result
+
+
+def prepare_manifest(
+    manifest: Manifest, cache_path: str | Path, *, frames: int = 32, size: int = 256, margin: float = 1.3,
+    device: str = "cpu", workers: int = 1, limit: Optional[int] = None, training: bool = False,
+    sd: Optional[str] = None, skipped_csv: str | Path | None = None, progress: bool = True,
+    align: Optional[FaceAlignConfig] = None,
+) -> PrepareResult:
+    """Prepare every item of `manifest` into the cache at `cache_path` (resumable, atomic).
+
+    training=True pairs FF++ fakes with their source/target faces and stores SD-VAE latent moments and
+    weight targets; False stores faces and the index only (source_row = target_row = -1, no /latents).
+    """
+    t_start = time.perf_counter()
+    cache_path = Path(cache_path)
+    skipped_csv = Path(skipped_csv) if skipped_csv is not None else cache_path.with_suffix(".skipped.csv")
+    workers = _check_options(frames, size, margin, workers, device)
+    config = align or FaceAlignConfig()
+    config = FaceAlignConfig.from_dict({**config.to_dict(), "size": size, "margin": margin})
+
+    sd_id = ""
+    if training:
+        from dfake_cli.models.sd import sd_identity
+
+        sd = sd or "tiny"
+        sd_id = sd_identity(sd)
+    selected = select_items(manifest.items, limit)
+    options = cache_options(manifest, selected, frames, config, training, sd_id, limit)
+    done = _finished(cache_path, skipped_csv, options, t_start)
+    if done is not None:
+        return done
+
+    parts = parts_dir(cache_path)
+    parts.mkdir(parents=True, exist_ok=True)
+    for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):  # an assembly killed by SIGKILL
+        stale.unlink(missing_ok=True)
+    content = content_key(options)
+    skipped: list[tuple[str, str, str, str]] = [tuple(list(s) + [""] * (4 - len(s)))[:4] for s in manifest.skipped]
+
+    from dfake_cli.console import progress as make_progress
+
+    bar = make_progress(unit="frames")
+    if not progress:
+        bar.disable = True
+    timings = {k: 0.0 for k in STAGES}
+    processed = 0
+    with bar:
+        if training:
+            scan_task = bar.add_task("scanning videos", total=None, rate="", info="")
+            units, extra = plan_units(manifest, selected, frames, training, parts, skipped,
+                                      lambda: bar.advance(scan_task))
+            bar.update(scan_task, visible=False)
+            timings["scan"] += extra.get("scan", 0.0)
+        else:
+            units, _ = plan_units(manifest, selected, frames, training, parts, skipped)
+        for unit in units:
+            unit.shard = parts / f"{unit.key(content)}.npz"
+        todo = [u for u in units if not u.shard.is_file()]
+        task = bar.add_task(f"prepare {manifest.dataset}", total=len(units), completed=len(units) - len(todo),
+                            rate="", info="")
+        frames_done, t_loop = 0, time.perf_counter()
+
+        def on_meta(meta: dict) -> None:
+            nonlocal frames_done, processed
+            processed += 1
+            frames_done += int(meta.get("frames_read", 0))
+            for k, v in meta.get("timings", {}).items():
+                timings[k] = timings.get(k, 0.0) + float(v)
+            rate = frames_done / max(1e-9, time.perf_counter() - t_loop)
+            bar.update(task, advance=1, rate=f"{rate:.1f} frames/s", info=meta["video_id"].rsplit("/", 1)[-1])
+
+        run_units(todo, config, frames, device, training, sd, workers, on_meta)
+
+    t0 = time.perf_counter()
+    attrs = _cache_attrs(manifest, config, options, frames, training, sd_id, float("nan"), limit)
+    result = assemble_units(units, manifest, cache_path, skipped_csv, skipped, attrs, training, config.size,
+                            len(selected))
+    timings["assemble"] += time.perf_counter() - t0
+    shutil.rmtree(parts, ignore_errors=True)
+    result.processed_units = processed
+    result.timings = timings
+    result.elapsed = time.perf_counter() - t_start
+    return result

@@ -1,0 +1,53 @@
+"""Several videos at once: one single-thread worker process per core, each writing its own shards."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Optional
+
+from dfake_cli.data.faces import FaceAlignConfig
+from dfake_cli.data.prepare.units import Unit
+from dfake_cli.data.prepare.worker import UnitWorker
+
+_WORKER: Optional[UnitWorker] = None
+
+
+def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Optional[str], threads: int) -> None:
+    global _WORKER
+    import signal
+
+    import torch
+
+    # Ctrl-C is the parent's to handle (one message, pending videos cancelled); a worker finishes its video.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(max(1, threads))
+    _WORKER = UnitWorker(FaceAlignConfig.from_dict(config), frames, device, training, sd)
+
+
+def _run_in_worker(unit: Unit) -> dict:
+    assert _WORKER is not None
+    return _WORKER.run(unit)
+
+
+def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
+              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> None:
+    """Several videos at once in spawned processes (torch and fork do not mix); each writes its own shard.
+
+    On Ctrl-C or an error the workers are terminated at once: a shard is renamed into place only when
+    complete, so killing a worker mid-video loses nothing but that video, which the next run redoes.
+    """
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    pool = mp.get_context("spawn").Pool(
+        workers, initializer=_init_worker, initargs=(config.to_dict(), frames, device, training, sd, threads)
+    )
+    try:
+        for meta in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
+            on_meta(meta)
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()

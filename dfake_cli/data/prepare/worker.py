@@ -1,0 +1,269 @@
+"""The per-video worker: decode, detect + track, align (+ target warps and VAE latents), one shard per unit.
+
+Pairing for a fake `T_S` at frame i: the input is the fake frame aligned by its own tracked face; the
+target is original T's frame i warped with the same matrix (pixel-aligned with the fake); the source is
+original S's frame min(i, len(S) - 1) aligned by S's own tracked face (paired at assembly). A real face
+is its own source and target.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Optional
+
+import numpy as np
+
+from dfake_cli.data import cache as cache_mod
+from dfake_cli.data.cache import ROLE_INPUT, ROLE_SOURCE, ROLE_TARGET, ShardRows
+from dfake_cli.data.faces import FaceAlignConfig, FaceExtractor, transform_points
+from dfake_cli.data.prepare.units import Unit
+
+STAGES = ("scan", "decode", "detect", "align", "encode", "write", "assemble")
+MASK_THRESHOLD = 16  # grey level above which a (compressed) mask video pixel counts as manipulated
+
+
+class UnitWorker:
+    """Turns units into shards; holds MTCNN and (for training caches) the SD VAE, loaded once."""
+
+    def __init__(self, config: FaceAlignConfig, frames: int, device: str = "cpu", training: bool = False,
+                 sd: Optional[str] = None):
+        self.config = config
+        self.frames = frames
+        self.device = device
+        self.training = training
+        self.sd_spec = sd
+        self.extractor = FaceExtractor(config, device=device)
+        self._vae = None
+        self.latent_scaling: Optional[float] = None
+
+    @property
+    def vae(self):
+        if self._vae is None:
+            import torch
+
+            from dfake_cli.models.sd import load_stable_diffusion
+
+            sd = load_stable_diffusion(self.sd_spec or "tiny", device=self.device, dtype=torch.float32)
+            self._vae, self.latent_scaling = sd.vae, float(sd.scaling_factor)
+        return self._vae
+
+    def run(self, unit: Unit) -> dict:
+        """Process `unit`, write its shard, return its meta (status, reason, counts, timings)."""
+        from dfake_cli.data.video import VideoReadError
+
+        self.extractor.timings = {"detect": 0.0, "align": 0.0}
+        timings = {k: 0.0 for k in STAGES}
+        item = unit.item
+        meta = {
+            "video_id": item.video_id, "path": str(item.path), "split": item.split, "label": int(item.label),
+            "method": item.method, "kind": item.kind, "is_input": unit.is_input, "status": "ok", "reason": "",
+            "detail": "", "source_id": item.source if (self.training and item.label == 1) else None,
+            "target_id": item.target, "size": self.config.size, "frames_read": 0, "faces": 0, "no_face": 0,
+        }
+        try:
+            if item.kind == "video":
+                rows = self._video(unit, meta, timings)
+            elif item.kind == "image":
+                rows = self._image(unit, meta, timings)
+            else:
+                rows = self._frames(unit, meta, timings)
+        except VideoReadError as exc:
+            msg = str(exc)
+            reason = "no frames" if "no frames" in msg else "unreadable video"
+            rows = self._skip(meta, reason, msg)
+        if rows is not None and len(rows) and self.training:
+            t0 = time.perf_counter()
+            self.encode(rows)
+            meta["latent_scaling"] = self.latent_scaling
+            timings["encode"] += time.perf_counter() - t0
+        if rows is None:
+            rows = ShardRows.empty(self.config.size)
+        timings["detect"] += self.extractor.timings["detect"]
+        timings["align"] += self.extractor.timings["align"]
+        t0 = time.perf_counter()
+        meta["timings"] = timings
+        cache_mod.write_shard(unit.shard, rows, meta)
+        timings["write"] += time.perf_counter() - t0
+        meta["timings"] = timings
+        return meta
+
+    def encode(self, rows: ShardRows) -> ShardRows:
+        """Store the SD-VAE latent moments of every face of `rows` in it (training caches; also used by the
+        self-blended-image engine, so both kinds of training cache hold the same latents)."""
+        rows.mean, rows.logvar = self._latents(rows.faces)
+        return rows
+
+    @staticmethod
+    def _skip(meta: dict, reason: str, detail: str) -> None:
+        meta.update(status="skipped", reason=reason, detail=detail)
+        return None
+
+    def _latents(self, faces: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+        import torch
+
+        from dfake_cli.models.sd import encode_latent_moments
+
+        means, logvars = [], []
+        for i in range(0, len(faces), batch):
+            x = torch.from_numpy(np.ascontiguousarray(faces[i : i + batch])).permute(0, 3, 1, 2).float()
+            x = x / 127.5 - 1.0
+            mean, logvar = encode_latent_moments(self.vae, x)
+            means.append(mean.cpu().numpy().astype(np.float32))
+            logvars.append(logvar.cpu().numpy().astype(np.float32))
+        return np.concatenate(means), np.concatenate(logvars)
+
+    def _masks(self, unit: Unit, idx: np.ndarray, shape: tuple[int, int]) -> Optional[list[np.ndarray]]:
+        """The mask video's frames at `idx` as booleans of the frame's size (None when it cannot be read)."""
+        import cv2
+
+        from dfake_cli.data.video import VideoReadError, read_frames
+
+        if unit.item.mask_path is None:
+            return None
+        try:
+            mframes, _ = read_frames(unit.item.mask_path, indices=idx)
+        except VideoReadError:
+            return None
+        out = []
+        for m in mframes:
+            g = m.max(axis=-1) if m.ndim == 3 else m
+            if g.shape[:2] != shape:
+                g = cv2.resize(g, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+            out.append(g > MASK_THRESHOLD)
+        return out
+
+    def _video(self, unit: Unit, meta: dict, timings: dict) -> Optional[ShardRows]:
+        from dfake_cli.data.video import VideoReadError, read_frames
+
+        item = unit.item
+        t0 = time.perf_counter()
+        own = None if unit.indices is None else list(unit.indices)
+        wanted = None if own is None else sorted(set(own) | set(unit.source_indices))
+        frames, idx = read_frames(item.path, num=self.frames, indices=wanted)
+        timings["decode"] += time.perf_counter() - t0
+        idx = [int(i) for i in idx]
+        own_set = set(idx) if own is None else set(own)
+        n_own = sum(1 for i in idx if i in own_set)
+        meta["frames_read"] = n_own if unit.is_input else 0
+        masks = self._masks(unit, np.asarray(idx), frames.shape[1:3])
+        track = self.extractor.track(frames, masks)
+        meta["no_face"] = sum(1 for i, f in zip(idx, track) if f is None and i in own_set) if unit.is_input else 0
+        have = [k for k, f in enumerate(track) if f is not None]
+        if not have:
+            return self._skip(meta, "no face found", f"no face in {len(idx)} decoded frames")
+
+        size = self.config.size
+        crops, mats, lms, confs, fidx, roles = [], [], [], [], [], []
+        for k in have:
+            crop, m = self.extractor.align(frames[k], track[k])
+            crops.append(crop)
+            mats.append(m)
+            lms.append(transform_points(track[k].landmarks, m))
+            confs.append(track[k].confidence)
+            fidx.append(idx[k])
+            roles.append(ROLE_INPUT if (unit.is_input and idx[k] in own_set) else ROLE_SOURCE)
+        n = len(crops)
+        link = np.full(n, -1, np.int64)
+        source_frame = np.full(n, -1, np.int64)
+        video_ids, methods, labels = [item.video_id] * n, [item.method] * n, [int(item.label)] * n
+
+        if unit.target_path is not None:  # a training fake: add its pixel-aligned target faces
+            t0 = time.perf_counter()
+            try:
+                tframes, _ = read_frames(unit.target_path, indices=fidx)
+            except VideoReadError as exc:
+                timings["decode"] += time.perf_counter() - t0
+                return self._skip(meta, "original unreadable", f"{unit.target_path}: {exc}")
+            timings["decode"] += time.perf_counter() - t0
+            for r in range(n):
+                crops.append(self.extractor.warp(tframes[r], mats[r]))
+                mats.append(mats[r])
+                lms.append(lms[r])
+                confs.append(confs[r])
+                fidx.append(fidx[r])
+                roles.append(ROLE_TARGET)
+                link[r] = n + r
+                source_frame[r] = min(fidx[r], max(0, unit.source_count - 1))
+            video_ids += [item.target] * n
+            methods += [unit.target_method] * n
+            labels += [0] * n
+            link = np.concatenate([link, np.full(n, -1, np.int64)])
+            source_frame = np.concatenate([source_frame, np.full(n, -1, np.int64)])
+
+        meta["faces"] = sum(1 for r in roles if r == ROLE_INPUT)
+        return ShardRows(
+            faces=np.stack(crops).astype(np.uint8).reshape(-1, size, size, 3), video_id=video_ids,
+            frame_index=np.asarray(fidx, np.int32), label=np.asarray(labels, np.int8), method=methods,
+            role=roles, confidence=np.asarray(confs, np.float32),
+            landmarks=np.stack(lms).astype(np.float32), matrix=np.stack(mats).astype(np.float32),
+            link=link, source_frame=source_frame,
+        )
+
+    def _image(self, unit: Unit, meta: dict, timings: dict) -> Optional[ShardRows]:
+        from dfake_cli.data.video import read_image
+
+        item = unit.item
+        t0 = time.perf_counter()
+        image = read_image(item.path)
+        timings["decode"] += time.perf_counter() - t0
+        meta["frames_read"] = 1
+        faces = self.extractor.detect([image])[0]
+        if not faces:
+            meta["no_face"] = 1
+            return self._skip(meta, "no face found", "no face in the image")
+        face = max(faces, key=lambda f: f.area)
+        crop, m = self.extractor.align(image, face)
+        meta["faces"] = 1
+        return ShardRows(
+            faces=crop[None], video_id=[item.video_id], frame_index=np.zeros(1, np.int32),
+            label=np.asarray([item.label], np.int8), method=[item.method], role=[ROLE_INPUT],
+            confidence=np.asarray([face.confidence], np.float32),
+            landmarks=transform_points(face.landmarks, m)[None], matrix=m[None],
+            link=np.full(1, -1, np.int64), source_frame=np.full(1, -1, np.int64),
+        )
+
+    def _frames(self, unit: Unit, meta: dict, timings: dict) -> Optional[ShardRows]:
+        """Already-cropped faces (WildDeepfake): resized to size x size, no detection, confidence nan."""
+        import cv2
+
+        from dfake_cli.data.video import IMAGE_EXTENSIONS, VideoReadError, evenly_spaced, read_image
+
+        item = unit.item
+        files = item.frames
+        if files is None:
+            if not item.path.is_dir():
+                raise VideoReadError(f"not a folder of face images: {item.path}")
+            files = [p for p in item.path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS]
+            files.sort(key=lambda p: (0, int(p.stem), "") if p.stem.isdigit() else (1, 0, p.name))
+        if not files:
+            raise VideoReadError("no frames")
+        chosen = evenly_spaced(len(files), self.frames)
+        size = self.config.size
+        crops, fidx, mats = [], [], []
+        t0 = time.perf_counter()
+        bad = 0
+        for k in chosen:
+            path = files[int(k)]
+            try:
+                img = read_image(path)
+            except VideoReadError:
+                bad += 1
+                continue
+            h, w = img.shape[:2]
+            interp = cv2.INTER_AREA if max(h, w) > size else cv2.INTER_LINEAR
+            crops.append(cv2.resize(img, (size, size), interpolation=interp))
+            mats.append(np.array([[size / w, 0, 0], [0, size / h, 0]], np.float32))
+            fidx.append(int(path.stem) if path.stem.isdigit() else int(k))
+        timings["decode"] += time.perf_counter() - t0
+        meta["frames_read"] = len(crops)
+        if not crops:
+            return self._skip(meta, "unreadable video", f"none of {len(chosen)} face images could be read")
+        n = len(crops)
+        meta["faces"] = n
+        return ShardRows(
+            faces=np.stack(crops).astype(np.uint8), video_id=[item.video_id] * n,
+            frame_index=np.asarray(fidx, np.int32), label=np.full(n, item.label, np.int8),
+            method=[item.method] * n, role=[ROLE_INPUT] * n, confidence=np.full(n, np.nan, np.float32),
+            landmarks=np.full((n, 5, 2), np.nan, np.float32), matrix=np.stack(mats),
+            link=np.full(n, -1, np.int64), source_frame=np.full(n, -1, np.int64),
+        )
