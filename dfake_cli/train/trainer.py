@@ -38,6 +38,7 @@ from dfake_cli.train.data import (
 from dfake_cli.train.distributed import (
     DistInfo, any_true, barrier, broadcast_object, init_distributed, shutdown,
 )
+from dfake_cli.train.mixture import MixtureSampler, data_names, data_paths
 from dfake_cli.workspace import Workspace
 
 LOSS_KEYS = ("total", "bce", "source", "target", "weight_s", "weight_t")
@@ -70,10 +71,11 @@ def default_run_name(config: TrainConfig) -> str:
     return f"{stamp}-{tag}{config.backbone.replace('/', '_')}"
 
 
-def _open_cache(path: Path):
-    from dfake_cli.data.cache import FaceCache
+def _open_cache(path: Path | tuple[Path, ...]):
+    """One cache (a FaceCache), or a mixture of several (`--data a,b`: a MultiCache with the same interface)."""
+    from dfake_cli.data.multicache import open_caches
 
-    return FaceCache(path)
+    return open_caches(path)
 
 
 def _seed_of(*parts: int) -> int:
@@ -356,27 +358,30 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
         # After the first steps the zero-initialised guide outputs are tiny: denormal floats then make CPU
         # kernels 10-20x slower (measured: 18 s vs 1.1 s per step). Flushing them changes nothing visible.
         torch.set_flush_denormal(True)
-    cache_path = workspace.cache_path(config.data)
-    if not cache_path.is_file():
-        raise InputError(f"cache not found: {cache_path}; run 'dfake prepare {config.data} ...' first "
-                         "or pass --data NAME of a prepared cache")
+    cache_paths = data_paths(workspace, config.data)
+    cache_path = cache_paths[0] if len(cache_paths) == 1 else tuple(cache_paths)
+    shown = ", ".join(str(p) for p in cache_paths)  # for messages
     run_dir = _resolve_run(config, workspace, info)
     last_dir, best_dir = run_dir / "last", run_dir / "best"
 
     cache = _open_cache(cache_path)
     try:
-        _check_cache(config, cache, cache_path)
+        _check_cache(config, cache, shown)
         train_rows = np.asarray(cache.input_rows("train"), dtype=np.int64)
         val_rows = _val_rows(np.asarray(cache.input_rows("val"), dtype=np.int64), config.val_max_faces)
         if len(train_rows) == 0:
-            raise InputError(f"cache {cache_path} has no training faces (split 'train'); prepare a training set")
+            raise InputError(f"cache {shown} has no training faces (split 'train'); prepare a training set")
         attrs = dict(cache.attrs)
         scaling = float(attrs.get("latent_scaling", 0.18215))
         image_size = int(attrs.get("size", 256))
         face_align = {k: _plain(attrs[k]) for k in ("size", "margin") if k in attrs}
         inputs = CacheInputs(cache, train_rows)
         val_inputs = CacheInputs(cache, val_rows)
-        plan = StepPlan(BalancedSampler(inputs.labels, config.seed), config.batch_size, info.world_size)
+        if len(cache_paths) == 1:
+            sampler = BalancedSampler(inputs.labels, config.seed)
+        else:  # balanced per cache too; the same order as BalancedSampler for one cache
+            sampler = MixtureSampler(inputs.labels, cache.cache_of(train_rows), config.seed, data_names(config.data))
+        plan = StepPlan(sampler, config.batch_size, info.world_size)
         plan.check()
         total_steps = config.steps if config.steps is not None else config.epochs * plan.steps_per_epoch
 
