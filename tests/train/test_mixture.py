@@ -88,9 +88,9 @@ def test_mixture_trains_and_resumes_exactly(tmp_path, two_caches):
     ws = Workspace(tmp_path / "ws").ensure()
     for name, path in zip(("ffpp", "sbi"), two_caches):
         (ws.data_dir / f"{name}.h5").symlink_to(path)
-    straight = train(tiny_config(data="ffpp,sbi", run="mix", steps=3, val_losses=False), ws)
-    train(tiny_config(data="ffpp,sbi", run="mix2", steps=1, val_losses=False), ws)
-    resumed = train(tiny_config(data="ffpp,sbi", run="mix2", steps=3, resume=True, val_losses=False), ws)
+    straight = train(tiny_config(data="ffpp,sbi", run="mix", steps=2, use_guide=False), ws)
+    train(tiny_config(data="ffpp,sbi", run="mix2", steps=1, use_guide=False), ws)
+    resumed = train(tiny_config(data="ffpp,sbi", run="mix2", steps=2, resume=True, use_guide=False), ws)
     assert _rows(straight.run_dir) == _rows(resumed.run_dir)
     a, b = (load_file(str(r.last_dir / "model.safetensors")) for r in (straight, resumed))
     assert all(torch.equal(a[k], b[k]) for k in a)
