@@ -35,7 +35,7 @@ def progress(unit: str = "it", transient: bool = False) -> Progress:
         TextColumn("ETA"),
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
-        console=console,
+        console=err_console,  # progress is not a result: stdout stays clean for tables and --json
         transient=transient,
         disable=os.environ.get("DFAKE_NO_PROGRESS") == "1",
     )

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from dfake_cli.cli.info import version_of
+from dfake_cli.runtime import version_of
 from dfake_cli.io import atomic_path
 
 

@@ -2,56 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
+from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.render import emit_json
+
 PART_HELP = "train-step | prepare | eval | all"
-
-
-def run_bench(part: str, options, out: str | None) -> list:
-    """Run the requested parts, print each part's table, append every row to `out` (JSON lines)."""
-    from dfake_cli.bench import parts_for, run_part
-    from dfake_cli.bench.common import append_jsonl, environment, rows_footnotes, rows_table
-    from dfake_cli.console import console
-
-    env = environment(options.torch_device)
-    console.print(f"[bold]dfake bench[/] on {env['device']} (torch {env['torch']}, commit {env['git_commit']})"
-                  + ("  [dim]--quick: toy sizes, not comparable with full runs[/]" if options.quick else ""))
-    rows = []
-    for name in parts_for(part):
-        part_rows = run_part(name, options)
-        console.print(rows_table(part_rows, title=f"dfake bench {name}" + (" (quick)" if options.quick else "")))
-        for note in rows_footnotes(part_rows):
-            console.print(f"  [dim]- {note}[/]")
-        if out:
-            append_jsonl(out, part_rows, {**env, "quick": options.quick})
-        rows.extend(part_rows)
-    if out:
-        console.print(f"appended {len(rows)} rows to {out}")
-    return rows
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
-        part: str = typer.Argument("all", help=PART_HELP),
-        quick: bool = typer.Option(False, "--quick", help="Toy sizes on the CPU, all parts in under two minutes."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training-step batch (default 32 on GPU, 1 on CPU)."),
-        precision: Optional[str] = typer.Option(None, "--precision", help="bf16 | fp32 for our step (default bf16 on CUDA, fp32 on CPU)."),
-        compile_: bool = typer.Option(False, "--compile", help="torch.compile our training step."),
-        low_memory: bool = typer.Option(False, "--low-memory", help="Our step with activation checkpointing."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)."),
-        steps: Optional[int] = typer.Option(None, "--steps", help="Measured steps per variant (median is reported)."),
-        out: str = typer.Option("bench-results.jsonl", "--out", help="JSON-lines file the rows are appended to ('' for none)."),
+        part: Annotated[str, typer.Argument(help=PART_HELP)] = "all",
+        quick: Annotated[bool, typer.Option("--quick", help="Toy sizes on the CPU, all parts in under two minutes.")] = False,
+        batch_size: Annotated[Optional[int], typer.Option(
+            "--batch-size", help="Training-step batch (default 32 on GPU, 1 on CPU).")] = None,
+        precision: Annotated[Optional[str], typer.Option(
+            "--precision", help="bf16 | fp32 for our step (default bf16 on CUDA, fp32 on CPU).")] = None,
+        compile_: Annotated[bool, typer.Option("--compile", help="torch.compile our training step.")] = False,
+        low_memory: Annotated[bool, typer.Option("--low-memory", help="Our step with activation checkpointing.")] = False,
+        device: Annotated[Optional[str], typer.Option(
+            "--device", help="cpu | cuda | cuda:N (default: cuda if available).")] = None,
+        steps: Annotated[Optional[int], typer.Option(
+            "--steps", help="Measured steps per variant (median is reported).")] = None,
+        out: Annotated[str, typer.Option(
+            "--out", help="JSON-lines file the rows are appended to ('' for none).")] = "bench-results.jsonl",
+        json_out: JsonOpt = False,
     ) -> None:
         """Benchmarks: training step vs an official-like step, face preparation frames/s, eval faces/s."""
-        from dfake_cli.bench.common import BenchOptions
-        from dfake_cli.bench import PARTS
-        from dfake_cli.errors import InputError
+        from dfake_cli.api.bench import run_bench
+        from dfake_cli.bench.common import BenchOptions, rows_footnotes, rows_table
+        from dfake_cli.console import console, err_console
 
-        if part != "all" and part not in PARTS:
-            raise InputError(f"bench part {part!r}: use one of {', '.join(PARTS)} or all")
         options = BenchOptions(quick=quick, batch_size=batch_size, precision=precision, compile=compile_,
                                low_memory=low_memory, device=device, steps=steps)
-        run_bench(part, options, out or None)
+        # With --json the tables go to stderr, so stdout holds the one JSON document.
+        show = err_console if json_out else console
+
+        def on_start(env: dict) -> None:
+            show.print(f"[bold]dfake bench[/] on {env['device']} (torch {env['torch']}, commit {env['git_commit']})"
+                       + ("  [dim]--quick: toy sizes, not comparable with full runs[/]" if quick else ""))
+
+        def on_part(name: str, rows: list) -> None:
+            show.print(rows_table(rows, title=f"dfake bench {name}" + (" (quick)" if quick else "")))
+            for note in rows_footnotes(rows):
+                show.print(f"  [dim]- {note}[/]")
+
+        result = run_bench(part, options, out or None, on_start=on_start, on_part=on_part)
+        if result.out is not None:
+            err_console.print(f"appended {len(result.rows)} rows to {result.out}")
+        if json_out:
+            emit_json(result.to_dict())

@@ -1,7 +1,8 @@
 """`dfake`: entry point, global options and one-line error reporting.
 
-Subcommands live in sibling modules, each exposing `register(app)`; heavy imports (torch, diffusers)
-happen inside the command bodies so that `dfake --help` stays fast.
+Subcommands live in sibling modules, each exposing `register(app)`; they are thin shims over
+`dfake_cli.api` and import it (and torch, diffusers) inside the command bodies so that `dfake --help`
+stays fast. The global options reach them through `cli.context.state(ctx)`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -19,32 +20,29 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as _cx
 
 from dfake_cli import __version__
+from dfake_cli.cli.context import State
 from dfake_cli.errors import DfakeError
-from dfake_cli.workspace import Workspace
 
-# Each module here defines `register(app: typer.Typer) -> None`.
-COMMAND_MODULES = ["info", "prepare", "eval", "bench", "detect", "reconstruct", "train"]
+# Each module here defines `register(app: typer.Typer) -> None`; `--help` lists them in this (workflow) order.
+COMMAND_MODULES = ["prepare", "train", "eval", "detect", "reconstruct", "bench", "info"]
+
+
+class _WorkflowOrder(typer.core.TyperGroup):
+    """Commands in the order a user runs them, not alphabetically."""
+
+    def list_commands(self, ctx):  # noqa: D102 - click's hook
+        order = {name: i for i, name in enumerate(COMMAND_MODULES)}
+        return sorted(self.commands, key=lambda name: order.get(name, len(order)))
+
 
 app = typer.Typer(
     name="dfake",
+    cls=_WorkflowOrder,
     help="DiffusionFake deepfake detection: prepare datasets, train, evaluate across datasets, reconstruct.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
-
-
-class State:
-    """Global options, passed to subcommands through click's context object."""
-
-    def __init__(self, workspace: Optional[str], verbose: bool):
-        self._workspace_arg = workspace
-        self.verbose = verbose
-
-    @property
-    def workspace(self) -> Workspace:
-        return Workspace.resolve(self._workspace_arg)
 
 
 def _version(value: bool) -> None:
@@ -56,20 +54,16 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     ctx: typer.Context,
-    workspace: Optional[str] = typer.Option(
-        None, "--workspace", "-w", help="Workspace folder (caches in data/, runs in runs/). "
-        "Default: $DFAKE_WORKSPACE, else ./dfake-workspace.", show_default=False,
-    ),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    workspace: Annotated[Optional[str], typer.Option(
+        "--workspace", "-w", envvar="DFAKE_WORKSPACE", show_envvar=True,
+        help="Workspace folder (caches in data/, runs in runs/). Default: ./dfake-workspace.", show_default=False,
+    )] = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", envvar="DFAKE_VERBOSE", show_envvar=True, help="Show tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     ctx.obj = State(workspace, verbose)
-
-
-def state(ctx: typer.Context) -> State:
-    """The global State from any subcommand's context."""
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, State) else State(None, False)
 
 
 for _name in COMMAND_MODULES:

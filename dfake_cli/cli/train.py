@@ -1,70 +1,68 @@
 """`dfake train`: train DiffusionFake (or the --no-guide baseline) on a prepared cache.
 
-Flags override a --config TOML, which overrides the defaults (spec part 0). Also runs under
+Options override a --config TOML, which overrides the defaults (docs/training.md). Also runs under
 `torchrun --nproc_per_node N -m dfake_cli train ...` (DistributedDataParallel, one process per device);
 there, name the run with `--run-name` (torchrun's argparse mistakes `--run` for its `--run-path`).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+from typing import Annotated, Optional
 
 import typer
 
+from dfake_cli.cli.context import state
+from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.render import emit_json
 
-def run_train(overrides: dict, config_file: Optional[str], workspace):
-    """Resolve the config and train; what the command and the tests call. Returns a TrainResult."""
-    from dfake_cli.train.config import resolve_train_config
-    from dfake_cli.train.trainer import train
-
-    config = resolve_train_config(overrides, config_file, workspace)
-    return train(config, workspace)
+Opt = typer.Option
 
 
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         ctx: typer.Context,
-        data: Optional[str] = typer.Option(None, "--data", help="Prepared cache name in <workspace>/data (default ffpp)."),
-        run: Optional[str] = typer.Option(
-            None, "--run", "--run-name",
+        data: Annotated[Optional[str], Opt("--data", help="Prepared cache name in <workspace>/data (default ffpp).")] = None,
+        run: Annotated[Optional[str], Opt(
+            "--run", "--run-name",
             help="Run name (default: <timestamp>-<backbone>). Under torchrun write --run-name: torchrun's own "
-            "parser takes --run for an abbreviation of its --run-path."),
-        backbone: Optional[str] = typer.Option(None, "--backbone", help="timm backbone (default efficientnet_b4)."),
-        sd: Optional[str] = typer.Option(None, "--sd", help="'tiny' or a path to SD-1.5 weights; must match prepare."),
-        epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (default 20; an epoch is balanced real/fake)."),
-        steps: Optional[int] = typer.Option(None, "--steps", help="Total steps of the run (overrides --epochs)."),
-        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Batch size per process (default 32)."),
-        lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate (default 1e-5)."),
-        weight_decay: Optional[float] = typer.Option(None, "--weight-decay", help="AdamW weight decay (default 0.01)."),
-        lambda_source: Optional[float] = typer.Option(None, "--lambda-source", help="Source loss weight (default 0.7)."),
-        lambda_target: Optional[float] = typer.Option(None, "--lambda-target", help="Target loss weight (default 1.0)."),
-        no_guide: bool = typer.Option(False, "--no-guide", help="Ablation: the plain detector baseline."),
-        no_filter: bool = typer.Option(False, "--no-filter", help="Ablation: no feature filter."),
-        no_weight: bool = typer.Option(False, "--no-weight", help="Ablation: no weight module."),
-        random_sd: bool = typer.Option(False, "--random-sd", help="Ablation: SD UNet not pretrained."),
-        backbone_weights: Optional[str] = typer.Option(None, "--backbone-weights", help="Local backbone weights, or 'none'."),
-        precision: Optional[str] = typer.Option(None, "--precision", help="bf16 or fp32 (default bf16 on CUDA, fp32 on CPU)."),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda if available)."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Seed of data order, augmentation and noise (default 3407)."),
-        resume: bool = typer.Option(False, "--resume", help="Continue --run (default: the latest run) from last/."),
-        low_memory: bool = typer.Option(
-            False, "--low-memory", help="Activation checkpointing: less memory (batch 32 within 24 GB), same numerics."),
-        val_max_faces: Optional[int] = typer.Option(None, "--val-max-faces", help="Validate on at most N faces."),
-        val_losses: Optional[bool] = typer.Option(
-            None, "--val-losses/--no-val-losses",
-            help="Also compute the loss terms on val (SD passes; default on). AUC is always computed."),
-        log_every: Optional[int] = typer.Option(None, "--log-every", help="Steps between metrics.csv rows (default 10)."),
-        save_every: Optional[int] = typer.Option(None, "--save-every", help="Steps between last/ saves (default 500)."),
-        config: Optional[str] = typer.Option(None, "--config", help="TOML file with defaults (keys = option names)."),
-        json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+            "parser takes --run for an abbreviation of its --run-path.")] = None,
+        backbone: Annotated[Optional[str], Opt("--backbone", help="timm backbone (default efficientnet_b4).")] = None,
+        sd: Annotated[Optional[str], Opt("--sd", help="'tiny' or a path to SD-1.5 weights; must match prepare.")] = None,
+        epochs: Annotated[Optional[int], Opt("--epochs", help="Epochs (default 20; an epoch is balanced real/fake).")] = None,
+        steps: Annotated[Optional[int], Opt("--steps", help="Total steps of the run (overrides --epochs).")] = None,
+        batch_size: Annotated[Optional[int], Opt("--batch-size", help="Batch size per process (default 32).")] = None,
+        lr: Annotated[Optional[float], Opt("--lr", help="AdamW learning rate (default 1e-5).")] = None,
+        weight_decay: Annotated[Optional[float], Opt("--weight-decay", help="AdamW weight decay (default 0.01).")] = None,
+        lambda_source: Annotated[Optional[float], Opt("--lambda-source", help="Source loss weight (default 0.7).")] = None,
+        lambda_target: Annotated[Optional[float], Opt("--lambda-target", help="Target loss weight (default 1.0).")] = None,
+        no_guide: Annotated[bool, Opt("--no-guide", help="Ablation: the plain detector baseline.")] = False,
+        no_filter: Annotated[bool, Opt("--no-filter", help="Ablation: no feature filter.")] = False,
+        no_weight: Annotated[bool, Opt("--no-weight", help="Ablation: no weight module.")] = False,
+        random_sd: Annotated[bool, Opt("--random-sd", help="Ablation: SD UNet not pretrained.")] = False,
+        backbone_weights: Annotated[Optional[str], Opt(
+            "--backbone-weights", help="Local backbone weights, or 'none'.")] = None,
+        precision: Annotated[Optional[str], Opt(
+            "--precision", help="bf16 or fp32 (default bf16 on CUDA, fp32 on CPU).")] = None,
+        device: Annotated[Optional[str], Opt(
+            "--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
+        seed: Annotated[Optional[int], Opt(
+            "--seed", help="Seed of data order, augmentation and noise (default 3407).")] = None,
+        resume: Annotated[bool, Opt("--resume", help="Continue --run (default: the latest run) from last/.")] = False,
+        low_memory: Annotated[bool, Opt(
+            "--low-memory", help="Activation checkpointing: less memory (batch 32 within 24 GB), same numerics.")] = False,
+        val_max_faces: Annotated[Optional[int], Opt("--val-max-faces", help="Validate on at most N faces.")] = None,
+        val_losses: Annotated[Optional[bool], Opt(
+            "--val-losses/--no-val-losses",
+            help="Also compute the loss terms on val (SD passes; default on). AUC is always computed.")] = None,
+        log_every: Annotated[Optional[int], Opt("--log-every", help="Steps between metrics.csv rows (default 10).")] = None,
+        save_every: Annotated[Optional[int], Opt("--save-every", help="Steps between last/ saves (default 500).")] = None,
+        config: Annotated[Optional[str], Opt("--config", help="TOML file with defaults (keys = option names).")] = None,
+        json_out: JsonOpt = False,
     ) -> None:
         """Train on a prepared cache; best/ = best validation frame AUC, last/ = for --resume."""
-        import json
-        import os
-
-        from dfake_cli.cli.main import state
-        from dfake_cli.train.trainer import summarise
+        from dfake_cli.api.train import run_train
 
         overrides = {
             "data": data, "run": run, "backbone": backbone, "sd": sd, "epochs": epochs, "steps": steps,
@@ -79,4 +77,4 @@ def register(app: typer.Typer) -> None:
         }
         result = run_train(overrides, config, state(ctx).workspace)
         if json_out and os.environ.get("RANK", "0") == "0":  # under torchrun, one summary
-            typer.echo(json.dumps(summarise(result), indent=2))
+            emit_json(result.to_dict())

@@ -1,6 +1,6 @@
 """Writing an evaluation: report.json, predictions.csv, roc.png, and the Table-1-shaped screen table.
 
-The report is plain data (built by `evaluate.run_eval`); this module only renders it, so a report.json
+The report is plain data (built by `dfake_cli.api.evaluate.run_eval`); this module only renders it, so a report.json
 read back later renders the same table.
 """
 

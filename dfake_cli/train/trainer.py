@@ -61,6 +61,10 @@ class TrainResult:
     images: int = 0                # training images processed in this invocation (all ranks)
     model: Any = field(default=None, repr=False)  # the trained model in memory (this process's replica)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (`dfake train --json`, the demo)."""
+        return summarise(self)
+
 
 # ----------------------------------------------------------------------------------------------- helpers
 

@@ -76,27 +76,36 @@ def test_bad_option_values(tree, tmp_path, capsys):
 
 
 def test_killed_run_resumes_to_the_same_cache(tree, tmp_path, capsys):
-    """SIGKILL mid-run (no cleanup at all), then the same command: it continues and the cache is whole."""
+    """SIGKILL mid-run (no cleanup at all), then the same command: it continues and the cache is whole.
+
+    The engine halts after its first shard when DFAKE_TEST_HALT_AFTER_SHARDS asks it to and says so on
+    stderr; the test blocks on that line, so the kill always lands on exactly one finished shard.
+    """
     import os
     import signal
     import subprocess
     import sys
-    import time
+
+    from dfake_cli.data.prepare.testhooks import HALT_AFTER_SHARDS, HALTED_LINE
 
     ws = tmp_path / "ws"
     args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--frames", "2", "--size", "64"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFAKE_NO_PROGRESS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "dfake_cli", *args], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DFAKE_NO_PROGRESS": "1", HALT_AFTER_SHARDS: "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "dfake_cli", *args, "--workers", "1"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:  # blocks until the engine halts (or exits: then the loop ends)
+            seen.append(line)
+            if line.strip() == HALTED_LINE.format(n=1):
+                break
+        assert seen and seen[-1].strip() == HALTED_LINE.format(n=1), f"no halt: {''.join(seen)[-2000:]}"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stderr.close()
     parts = ws / "data" / "ffpp.parts"
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and len(list(parts.glob("*.npz"))) < 1:
-        time.sleep(0.1)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done = len(list(parts.glob("*.npz")))
-    assert 1 <= done < 4 and not (ws / "data" / "ffpp.h5").exists()
+    assert len(list(parts.glob("*.npz"))) == 1 and not (ws / "data" / "ffpp.h5").exists()
     code, out, err = run(args, capsys)
     assert code == 0, err
     with FaceCache(ws / "data" / "ffpp.h5") as c:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from dfake_cli.cli.prepare_testsets import default_cache_name, prepare_testset
+from dfake_cli.api.prepare import default_cache_name, prepare_testset
 from dfake_cli.data.cache import FaceCache
 from dfake_cli.errors import InputError
 from dfake_cli.sampledata.generate import SampleLayout

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from dfake_cli.cli.detect import run_detect
+from dfake_cli.api.detect import run_detect
 from dfake_cli.cli.main import main
-from dfake_cli.cli.reconstruct import run_reconstruct
+from dfake_cli.api.reconstruct import run_reconstruct
 from dfake_cli.workspace import Workspace
 
 SIZE = 64
@@ -68,7 +68,7 @@ def test_detect_scores_images_and_videos(workspace, portrait, files):
     from dfake_cli.data.video import read_image
     from dfake_cli.models.detector import Detector
 
-    out = run_detect(workspace, [str(portrait), str(files / "clip.mp4")], frames=4)
+    out = run_detect(workspace, [str(portrait), str(files / "clip.mp4")], frames=4).to_dict()
     assert out["checkpoint"] == str(workspace.runs_dir / "r1" / "best")
     image, video = out["results"]
     assert image["status"] == video["status"] == "ok"
@@ -115,7 +115,7 @@ def test_reconstruct_with_the_latest_run(workspace, portrait, tmp_path, capsys, 
     grid = Image.open(target)
     assert grid.size == (160 * 5, 160 + 46)  # input | 2 source | 2 target, header + labels
     # reconstruct aligns the face exactly as detect does: the same probability
-    detected = run_detect(workspace, [str(portrait)])["results"][0]["prob_fake"]
+    detected = run_detect(workspace, [str(portrait)]).results[0].prob_fake
     assert result["prob_fake"] == pytest.approx(detected, abs=1e-6)
     # the reconstructions are images that differ per seed
     tiles = np.asarray(grid)[46:, :, :]

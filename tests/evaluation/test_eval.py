@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from dfake_cli.errors import InputError
-from dfake_cli.evaluation.evaluate import evaluate_cache, run_eval, select_rows
+from dfake_cli.api.evaluate import run_eval
+from dfake_cli.evaluation.evaluate import evaluate_cache, select_rows
 from dfake_cli.evaluation.synthetic import SyntheticVideo, write_cache
 from dfake_cli.workspace import Workspace
 

@@ -17,6 +17,7 @@ from typing import Callable, Optional
 
 from dfake_cli import __version__
 from dfake_cli.data import cache as cache_mod
+from dfake_cli.data.prepare import testhooks
 from dfake_cli.data.datasets import Manifest
 from dfake_cli.data.faces import FaceAlignConfig
 from dfake_cli.data.prepare.results import (
@@ -211,6 +212,7 @@ def prepare_manifest(
                 timings[k] = timings.get(k, 0.0) + float(v)
             rate = frames_done / max(1e-9, time.perf_counter() - t_loop)
             bar.update(task, advance=1, rate=f"{rate:.1f} frames/s", info=meta["video_id"].rsplit("/", 1)[-1])
+            testhooks.after_shard(processed)  # no-op unless a test asks the run to halt here
 
         run_units(todo, config, frames, device, training, sd, workers, on_meta)
 

@@ -39,6 +39,16 @@ class PrepareResult:
     def frames_per_second(self) -> float:
         return self.frames / self.elapsed if self.elapsed > 0 else 0.0
 
+    def to_dict(self) -> dict:
+        """JSON-able summary (`dfake prepare --json`): paths as strings, the rate rounded."""
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["cache_path"] = str(self.cache_path)
+        out["skipped_csv"] = str(self.skipped_csv) if self.skipped_csv else None
+        out["frames_per_second"] = round(self.frames_per_second, 2)
+        return out
+
 
 def cache_options(manifest: Manifest, selected: list[VideoItem], frames: int, config: FaceAlignConfig, training: bool,
              sd_id: str, limit: Optional[int]) -> dict:

@@ -1,0 +1,109 @@
+"""`dfake prepare`: raw dataset trees -> one HDF5 face cache per dataset in <workspace>/data/.
+
+`prepare_ffpp` builds the training cache (faces, source/target pairs, SD-VAE latents, weight targets);
+`prepare_testset` builds a test cache (faces + index) with the same alignment as the training cache, so a
+test face is cropped exactly like the faces the detector was trained on.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+from dfake_cli.errors import InputError
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
+from dfake_cli.workspace import Workspace, validate_name
+
+if TYPE_CHECKING:
+    from dfake_cli.data.prepare import PrepareResult
+
+#: The cache `dfake train` reads by default; test sets copy its size and margin.
+TRAINING_CACHE = "ffpp"
+#: The test-set layouts `prepare_testset` accepts (parsers in data/datasets/).
+TESTSETS = ("celebdf", "dfdcp", "dfd", "wdf", "diffswap", "folder")
+
+
+def prepare_ffpp(
+    root: str | Path, workspace: Workspace, *, compression: str = "c23", methods: Optional[str] = None,
+    frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: str = "tiny",
+    device: str = "cpu", workers: int = 1, limit: Optional[int] = None, name: str = TRAINING_CACHE,
+    progress: bool = True,
+) -> "PrepareResult":
+    """Parse an FF++ tree and prepare its training cache `<workspace>/data/<name>.h5` (resumable)."""
+    from dfake_cli.data.datasets import get_parser
+    from dfake_cli.data.prepare import prepare_manifest
+
+    name = validate_name(name, "cache name")
+    manifest = get_parser("ffpp")(root, compression=compression, methods=methods)
+    workspace.ensure()
+    return prepare_manifest(
+        manifest, workspace.cache_path(name), frames=frames, size=size, margin=margin, device=device,
+        workers=workers, limit=limit, training=True, sd=sd, skipped_csv=workspace.skipped_path(name),
+        progress=progress,
+    )
+
+
+def default_cache_name(dataset: str, root: str | Path) -> str:
+    """celebdf, dfdcp, dfd, wdf, diffswap; a folder gets folder-<its name> (made file-name safe)."""
+    if dataset != "folder":
+        return dataset
+    base = Path(root).expanduser().resolve().name
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "-", base).strip("-.") or "data"
+    return f"folder-{safe}"
+
+
+def alignment_defaults(workspace: Workspace, size: Optional[int], margin: Optional[float]) -> tuple[int, float, str]:
+    """(size, margin, where they came from): explicit options win, then the training cache, then the defaults."""
+    from dfake_cli.data.cache import cache_attrs
+
+    attrs = cache_attrs(workspace.cache_path(TRAINING_CACHE)) or {}
+    origin = f"as {TRAINING_CACHE}.h5" if attrs else "defaults"
+    size = size if size is not None else int(attrs.get("size", DEFAULT_SIZE))
+    margin = margin if margin is not None else float(attrs.get("margin", DEFAULT_MARGIN))
+    return size, margin, origin
+
+
+def prepare_testset(
+    workspace: Workspace, dataset: str, root: str | Path, *, name: Optional[str] = None, frames: int = 32,
+    size: Optional[int] = None, margin: Optional[float] = None, device: str = "cpu", workers: int = 1,
+    limit: Optional[int] = None, progress: bool = True, **parser_options: Any,
+) -> "PrepareResult":
+    """Parse `root` as `dataset` and prepare `<workspace>/data/<name>.h5`; returns the PrepareResult.
+
+    WildDeepfake frames are extracted next to the cache (`<name>.extract/`, only the frames used) and
+    removed once the cache is complete; an interrupted run reuses what was already extracted.
+    """
+    from dfake_cli.data.datasets import get_parser
+    from dfake_cli.data.prepare import prepare_manifest
+
+    if dataset not in TESTSETS:
+        raise InputError(f"test set {dataset!r}: use one of {', '.join(TESTSETS)}")
+    cache_name = validate_name(name or default_cache_name(dataset, root), "--name")
+    workspace.ensure()
+    size, margin, _ = alignment_defaults(workspace, size, margin)
+    extract_dir = None
+    if dataset == "wdf":
+        extract_dir = workspace.data_dir / f"{cache_name}.extract"
+        parser_options = {**parser_options, "extract_dir": extract_dir, "frames": frames}
+    if dataset == "folder" and name:
+        parser_options = {**parser_options, "name": name}  # --name also names the dataset in the report
+    manifest = get_parser(dataset)(root, **parser_options)
+    if not manifest.items:
+        raise InputError(f"{root}: no usable {manifest.dataset} video found ({len(manifest.skipped)} skipped: "
+                         f"{_reasons(manifest.skipped)}); check the folder layout (docs/evaluation.md)")
+    result = prepare_manifest(
+        manifest, workspace.cache_path(cache_name), frames=frames, size=size, margin=margin, device=device,
+        workers=workers, limit=limit, training=False, skipped_csv=workspace.skipped_path(cache_name),
+        progress=progress,
+    )
+    if extract_dir is not None:
+        shutil.rmtree(extract_dir, ignore_errors=True)
+    return result
+
+
+def _reasons(skipped: list) -> str:
+    counts = Counter(s[2] for s in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in counts.most_common(3)) or "none"

@@ -1,0 +1,41 @@
+"""Small shared pieces every layer needs: the device choice, precisions, alignment defaults, versions.
+
+Each of these used to be written out in several modules; a default changed in one copy and not the others
+is how a detector ends up aligned differently from its training faces. Nothing heavy is imported at module
+level (torch is imported inside the functions that need it) so that `dfake --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as _md
+
+#: Numeric precisions of the forward pass (training and evaluation): bf16 autocast or plain fp32.
+PRECISIONS: tuple[str, ...] = ("bf16", "fp32")
+
+#: Face crop side in pixels (SD-1.5's VAE gives 4 x 32 x 32 latents; 224 breaks the UNet's skips).
+DEFAULT_SIZE = 256
+
+#: Context around the face: the alignment template is shrunk by 1 / margin.
+DEFAULT_MARGIN = 1.3
+
+
+def default_device(requested: str | None = None) -> str:
+    """`requested` as given, else "cuda" when a GPU is usable, else "cpu"."""
+    if requested:
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def default_precision(device: str, requested: str | None = None) -> str:
+    """`requested` as given, else bf16 on CUDA (tensor cores) and fp32 on the CPU (bf16 is slower there)."""
+    return requested or ("bf16" if str(device).startswith("cuda") else "fp32")
+
+
+def version_of(dist: str) -> str:
+    """An installed distribution's version, or 'not installed' (info and the benchmarks' provenance)."""
+    try:
+        return _md.version(dist)
+    except _md.PackageNotFoundError:
+        return "not installed"
