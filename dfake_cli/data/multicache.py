@@ -65,6 +65,10 @@ class MultiCache:
         return all(c.has_latents for c in self.caches)
 
     @property
+    def has_flipped_latents(self) -> bool:
+        return all(c.has_flipped_latents for c in self.caches)
+
+    @property
     def index(self):
         """The caches' indexes stacked; row columns shifted to global rows (-1 stays -1)."""
         if self._index is None:

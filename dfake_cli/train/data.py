@@ -133,9 +133,10 @@ class CacheInputs:
     def faces(self, rows: np.ndarray) -> np.ndarray:
         return _read_unique(self.cache.faces, rows)
 
-    def load(self, rows: np.ndarray, latents: bool = True) -> dict[str, np.ndarray]:
+    def load(self, rows: np.ndarray, latents: bool = True, flipped: bool = False) -> dict[str, np.ndarray]:
         """Arrays for cache `rows` (in that order): face uint8 NHWC, label, score_s/t, and if `latents`,
-        mean/logvar of the source and target latents (float32 N,4,h,w, unscaled)."""
+        mean/logvar of the source and target latents (float32 N,4,h,w, unscaled); with `flipped` also the
+        moments of the flipped source/target faces (flip_mean_s, ...), which `augment` uses for flipped inputs."""
         rows = np.asarray(rows, dtype=np.int64)
         out = {
             "row": rows,
@@ -152,6 +153,11 @@ class CacheInputs:
             mean, logvar = _read_unique_pair(self.cache.latent_moments, both)
             n = len(rows)
             out.update(mean_s=mean[:n], logvar_s=logvar[:n], mean_t=mean[n:], logvar_t=logvar[n:])
+            if flipped:
+                read = lambda r: self.cache.latent_moments(r, flipped=True)  # noqa: E731
+                mean, logvar = _read_unique_pair(read, both)
+                out.update(flip_mean_s=mean[:n], flip_logvar_s=logvar[:n], flip_mean_t=mean[n:],
+                           flip_logvar_t=logvar[n:])
         return out
 
 
@@ -183,9 +189,11 @@ class AugmentConfig:
 
 
 def augment(batch: dict[str, np.ndarray], rng: np.random.Generator, aug: AugmentConfig) -> dict[str, np.ndarray]:
-    """Augment the input faces of a batch; a horizontal flip also flips that sample's source and target
-    latent moments along their width, so the reconstruction targets stay aligned with the input
-    (spec part 0; the official code leaves them unflipped). Photometric changes touch the input only."""
+    """Augment the input faces of a batch. A horizontal flip also replaces that sample's source and target
+    latent moments by those of the flipped source and target faces (`flip_mean_s`, ... from
+    `CacheInputs.load(flipped=True)`), so the reconstruction targets stay aligned with the input: the latent of
+    a flipped face is not the flipped latent (the official code leaves the targets unflipped).
+    Photometric changes touch the input only."""
     faces = batch["face"].astype(np.float32)
     n = len(faces)
     lat_keys = [k for k in ("mean_s", "logvar_s", "mean_t", "logvar_t") if k in batch]
@@ -193,7 +201,10 @@ def augment(batch: dict[str, np.ndarray], rng: np.random.Generator, aug: Augment
         if rng.random() < aug.flip:
             faces[i] = faces[i, :, ::-1]
             for k in lat_keys:
-                batch[k][i] = batch[k][i][..., ::-1]
+                if f"flip_{k}" not in batch:
+                    raise InputError("flipping an input needs the flipped faces' latents: load the batch with "
+                                     "flipped=True from a cache that has them")
+                batch[k][i] = batch[f"flip_{k}"][i]
         if aug.color_jitter > 0:
             j = aug.color_jitter
             b, c, s = rng.uniform(1 - j, 1 + j, size=3)
@@ -249,7 +260,7 @@ def build_batch(
     """The batch of `rank` at global `step`: a pure function of its arguments (and the cache)."""
     global_rows = inputs.rows[plan.global_positions(step)]
     rows = inputs.rows[plan.positions(step, rank)]
-    data = inputs.load(rows, latents=latents)
+    data = inputs.load(rows, latents=latents, flipped=latents and aug.flip > 0)
     augment(data, step_rng(seed, step, rank, 1), aug)
     z_s = z_t = None
     if latents:

@@ -235,6 +235,9 @@ def _check_cache(config: TrainConfig, cache, path: Path) -> None:
         if have != want:
             raise InputError(f"cache {path} was prepared with Stable Diffusion {have!r} but --sd {config.sd} is "
                              f"{want!r}; pass the same --sd as prepare, or prepare the cache again")
+        if config.flip > 0 and not getattr(cache, "has_flipped_latents", True):
+            raise InputError(f"cache {path} has no flipped-face latents (prepared by an older dfake): delete it "
+                             "and prepare it again, or train with --flip 0")
 
 
 def _build_model(config: TrainConfig, image_size: int, face_align: dict, device: torch.device,

@@ -157,3 +157,40 @@ def test_reader_pickles_by_path_and_orders_rows(tmp_path, shards):
         c2.faces([99])
     c.close()
     c2.close()
+
+
+def test_flipped_latents_round_trip_and_are_all_or_nothing(tmp_path, shards):
+    paths, (a, b, fake) = shards
+    with FaceCache(_assemble_plain(tmp_path, paths)) as c:  # shards without them: no fields, a clear refusal
+        assert c.has_latents and not c.has_flipped_latents
+        with pytest.raises(InputError, match="no flipped-face latents"):
+            c.latent_moments([0], flipped=True)
+    rng = np.random.default_rng(7)
+    flipped = []
+    for i, (p, rows) in enumerate(zip(paths, (a, b, fake))):
+        rows.flip_mean = rng.normal(size=rows.mean.shape).astype(np.float32)
+        rows.flip_logvar = rng.normal(size=rows.mean.shape).astype(np.float32)
+        write_shard(p, rows, cache_mod.read_shard_meta(p))
+        flipped.append(rows)
+    out = tmp_path / "flip.h5"
+    assemble(paths, out, {"dataset": "t", "size": S}, training=True, size=S)
+    with FaceCache(out) as c:
+        assert c.has_flipped_latents
+        mean, _ = c.latent_moments(np.arange(len(c)))
+        fmean, flogvar = c.latent_moments(np.arange(len(c)), flipped=True)
+        assert fmean.shape == mean.shape == flogvar.shape
+        # every row's flipped moments travel with the row: match them through the unflipped means
+        by_mean = {r.mean[j].tobytes(): (r.flip_mean[j], r.flip_logvar[j]) for r in flipped for j in range(len(r))}
+        for i in range(len(c)):
+            want = by_mean[mean[i].tobytes()]
+            assert np.array_equal(fmean[i], want[0]) and np.array_equal(flogvar[i], want[1])
+    a.flip_mean = a.flip_logvar = None  # one shard of an older version among new ones
+    write_shard(paths[0], a, cache_mod.read_shard_meta(paths[0]))
+    with pytest.raises(InputError, match="some shards but not in others"):
+        assemble(paths, tmp_path / "mixed.h5", {"dataset": "t", "size": S}, training=True, size=S)
+
+
+def _assemble_plain(tmp_path, paths):
+    out = tmp_path / "plain.h5"
+    assemble(paths, out, {"dataset": "t", "size": S}, training=True, size=S)
+    return out

@@ -33,6 +33,7 @@ def _rows(faces, video_id, label, method, roles, frames, link, source_frame, rng
         matrix=np.tile(np.eye(2, 3, dtype=np.float32), (n, 1, 1)), link=np.asarray(link, np.int64),
         source_frame=np.asarray(source_frame, np.int64),
         mean=rng.normal(size=lat).astype(np.float32), logvar=np.full(lat, -3.0, np.float32),
+        flip_mean=rng.normal(size=lat).astype(np.float32), flip_logvar=np.full(lat, -3.0, np.float32),
     )
 
 

@@ -42,24 +42,28 @@ def test_step_plan_shards_each_global_batch_across_ranks():
         StepPlan(plan.sampler, batch_size=16, world_size=2).check()
 
 
-def _batch(n=3, size=8, lat=2, seed=0):
+def _batch(n=3, size=8, lat=2, seed=0, flipped=True):
     rng = np.random.default_rng(seed)
-    return {
-        "face": rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8),
-        **{k: rng.normal(size=(n, 4, lat, lat)).astype(np.float32) for k in ("mean_s", "logvar_s", "mean_t", "logvar_t")},
-    }
+    keys = ("mean_s", "logvar_s", "mean_t", "logvar_t")
+    out = {"face": rng.integers(0, 256, (n, size, size, 3)).astype(np.uint8),
+           **{k: rng.normal(size=(n, 4, lat, lat)).astype(np.float32) for k in keys}}
+    if flipped:
+        out.update({f"flip_{k}": rng.normal(size=(n, 4, lat, lat)).astype(np.float32) for k in keys})
+    return out
 
 
-def test_flip_moves_face_and_both_latents_together():
+def test_flip_moves_face_and_takes_the_flipped_faces_latents():
     b = _batch()
     ref = {k: v.copy() for k, v in b.items()}
     augment(b, np.random.default_rng(0), AugmentConfig(flip=1.0, color_jitter=0.0, gray=0.0, noise=0.0))
     assert np.array_equal(b["face"], ref["face"][:, :, ::-1])
     for k in ("mean_s", "logvar_s", "mean_t", "logvar_t"):
-        assert np.array_equal(b[k], ref[k][..., ::-1])  # width axis of (4, h, w)
+        assert np.array_equal(b[k], ref[f"flip_{k}"])  # the moments of the flipped face, not flipped moments
     b = _batch()
     augment(b, np.random.default_rng(0), NO_AUG)
     assert all(np.array_equal(b[k], ref[k]) for k in ref)
+    with pytest.raises(InputError, match="flipped faces' latents"):
+        augment(_batch(flipped=False), np.random.default_rng(0), AugmentConfig(flip=1.0))
 
 
 def test_photometric_changes_touch_the_input_only():

@@ -15,6 +15,7 @@ from dfake_cli.data.cache import pairing
 from dfake_cli.data.cache.pairing import AssembleStats, plan_rows
 from dfake_cli.data.cache.schema import ROLE_INPUT, ROLE_REFERENCE, SCHEMA_VERSION
 from dfake_cli.data.cache.shards import read_shard, read_shard_meta
+from dfake_cli.errors import InputError
 from dfake_cli.io import atomic_path
 
 
@@ -56,7 +57,8 @@ def assemble(
                 "landmarks": g.create_dataset("landmarks", (n, 5, 2), dtype="f4"),
                 "matrix": g.create_dataset("matrix", (n, 2, 3), dtype="f4"),
             }
-            lat_mean = lat_logvar = None
+            lat_mean = lat_logvar = flip_mean = flip_logvar = None
+            with_flip: bool | None = None
             for s, (path, meta) in enumerate(zip(shards, metas)):
                 k = plan.keep[s]
                 if meta["status"] != "ok" or not k.any():
@@ -86,6 +88,17 @@ def assemble(
                         lat_logvar = lg.create_dataset("logvar", shape, dtype="f4")
                     lat_mean[a:b] = rows.mean[k]
                     lat_logvar[a:b] = rows.logvar[k]
+                    if with_flip is None:  # the first shard decides; every row must then have them
+                        with_flip = rows.flip_mean is not None
+                        if with_flip:
+                            flip_mean = lg.create_dataset("flip_mean", shape, dtype="f4")
+                            flip_logvar = lg.create_dataset("flip_logvar", shape, dtype="f4")
+                    if with_flip != (rows.flip_mean is not None):
+                        raise InputError(f"shard {path}: flipped-face latents in some shards but not in others "
+                                         f"(shards of two dfake versions): delete {path.parent} and prepare again")
+                    if with_flip:
+                        flip_mean[a:b] = rows.flip_mean[k]
+                        flip_logvar[a:b] = rows.flip_logvar[k]
                 stats.inputs += int(sum(1 for r in np.flatnonzero(k) if rows.role[r] == ROLE_INPUT))
             if training:
                 pairing.write_scores(h, n)

@@ -121,11 +121,23 @@ class FaceCache:
     def matrices(self, rows) -> np.ndarray:
         return _read_rows(self._file["index"]["matrix"], rows)
 
-    def latent_moments(self, rows) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def has_flipped_latents(self) -> bool:
+        """Whether the cache also holds the moments of the horizontally flipped faces."""
+        return self.has_latents and "flip_mean" in self._file["latents"]
+
+    def latent_moments(self, rows, flipped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """SD-VAE posterior (mean, logvar) of `rows`; `flipped`: of the horizontally flipped faces, which is
+        what a flipped input's source/target must be reconstructed from (the VAE is not flip-equivariant)."""
         if not self.has_latents:
             raise InputError(f"cache {self.path} has no latents (a test cache); prepare a training set with 'dfake prepare ff++'")
         g = self._file["latents"]
-        return _read_rows(g["mean"], rows), _read_rows(g["logvar"], rows)
+        if not flipped:
+            return _read_rows(g["mean"], rows), _read_rows(g["logvar"], rows)
+        if "flip_mean" not in g:
+            raise InputError(f"cache {self.path} has no flipped-face latents (prepared by an older dfake): "
+                             "prepare it again, or train with --flip 0")
+        return _read_rows(g["flip_mean"], rows), _read_rows(g["flip_logvar"], rows)
 
     def input_rows(self, split: str | None = None) -> np.ndarray:
         """Rows of the samples to classify (role "input"), optionally of one split."""

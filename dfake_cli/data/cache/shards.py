@@ -39,6 +39,8 @@ class ShardRows:
     source_frame: np.ndarray  # int64
     mean: np.ndarray | None = None  # float32 (n, 4, h, w)
     logvar: np.ndarray | None = None
+    flip_mean: np.ndarray | None = None  # moments of the horizontally flipped faces (training caches)
+    flip_logvar: np.ndarray | None = None
     source_link: np.ndarray | None = None  # int64
 
     def __len__(self) -> int:
@@ -70,6 +72,8 @@ def write_shard(path: Path, rows: ShardRows, meta: dict) -> None:
     }
     if rows.mean is not None:
         arrays["mean"], arrays["logvar"] = rows.mean, rows.logvar
+    if rows.flip_mean is not None:
+        arrays["flip_mean"], arrays["flip_logvar"] = rows.flip_mean, rows.flip_logvar
     if rows.source_link is not None:
         arrays["source_link"] = rows.source_link
     with atomic_path(path) as tmp:
@@ -89,6 +93,7 @@ def read_shard(path: Path, with_faces: bool = True) -> tuple[ShardRows, dict]:
         n = int(z["frame_index"].shape[0])
         faces = z["faces"] if with_faces else np.zeros((n, 0, 0, 3), np.uint8)
         has_lat = "mean" in z.files
+        has_flip = "flip_mean" in z.files
         rows = ShardRows(
             faces=faces, video_id=[str(v) for v in z["video_id"]], frame_index=z["frame_index"],
             label=z["label"], method=[str(v) for v in z["method"]], role=[str(v) for v in z["role"]],
@@ -96,6 +101,8 @@ def read_shard(path: Path, with_faces: bool = True) -> tuple[ShardRows, dict]:
             source_frame=z["source_frame"],
             mean=z["mean"] if (with_faces and has_lat) else None,
             logvar=z["logvar"] if (with_faces and has_lat) else None,
+            flip_mean=z["flip_mean"] if (with_faces and has_flip) else None,
+            flip_logvar=z["flip_logvar"] if (with_faces and has_flip) else None,
             source_link=z["source_link"] if "source_link" in z.files else None,
         )
     return rows, meta

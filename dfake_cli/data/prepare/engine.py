@@ -75,7 +75,10 @@ def parts_dir(cache_path: Path) -> Path:
 def content_key(options: dict) -> str:
     """What a shard's content depends on (beyond its unit): a changed option never reuses a stale shard."""
     keys = ("frames", "size", "margin", "training", "sd_identity", "align")
-    return hashlib.sha1(json.dumps({k: options[k] for k in keys}, sort_keys=True).encode()).hexdigest()
+    spec = {k: options[k] for k in keys}
+    if options["training"]:  # shards written before they held flipped-face latents are not reused
+        spec["latents"] = "moments+flipped"
+    return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
 def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,

@@ -91,6 +91,8 @@ class UnitWorker:
         """Store the SD-VAE latent moments of every face of `rows` in it (training caches; also used by the
         self-blended-image engine, so both kinds of training cache hold the same latents)."""
         rows.mean, rows.logvar = self._latents(rows.faces)
+        # The VAE is not flip-equivariant: a flipped input is reconstructed from its flipped faces' moments.
+        rows.flip_mean, rows.flip_logvar = self._latents(np.ascontiguousarray(rows.faces[:, :, ::-1]))
         return rows
 
     @staticmethod
