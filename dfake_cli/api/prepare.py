@@ -107,3 +107,6 @@ def prepare_testset(
 def _reasons(skipped: list) -> str:
     counts = Counter(s[2] for s in skipped)
     return ", ".join(f"{n} {reason}" for reason, n in counts.most_common(3)) or "none"
+
+
+from dfake_cli.api.sbi import prepare_sbi  # noqa: E402,F401  (`dfake prepare sbi`: its own module, same api)

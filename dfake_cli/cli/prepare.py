@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from dfake_cli.cli import prepare_testsets
+from dfake_cli.cli import prepare_sbi, prepare_testsets
 from dfake_cli.cli.context import state
 from dfake_cli.cli.options import JsonOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
@@ -63,6 +63,7 @@ def _ffpp_command(
 prepare_app.command("ff++")(_ffpp_command)
 prepare_app.command("ffpp", hidden=True)(_ffpp_command)
 prepare_testsets.register(prepare_app)
+prepare_sbi.register(prepare_app)
 
 
 def register(app: typer.Typer) -> None:

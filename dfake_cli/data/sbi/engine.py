@@ -49,6 +49,11 @@ class SBIPrepareResult(PrepareResult):
     fakes: int = 0
     preview: Optional[Path] = None
 
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["preview"] = str(self.preview) if self.preview else None
+        return out
+
 
 def work_dir(cache_path: Path) -> Path:
     return cache_path.with_name(cache_path.name[: -len(cache_path.suffix)] + ".sbi-work")
