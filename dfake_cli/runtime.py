@@ -19,13 +19,38 @@ DEFAULT_SIZE = 256
 DEFAULT_MARGIN = 1.3
 
 
+#: The device kinds dfake runs on (`cuda:N` picks one GPU).
+DEVICES: tuple[str, ...] = ("cpu", "cuda")
+
+
 def default_device(requested: str | None = None) -> str:
-    """`requested` as given, else "cuda" when a GPU is usable, else "cpu"."""
-    if requested:
+    """`requested` as given, else "cuda" when a GPU is usable, else "cpu" (validate with `check_device`)."""
+    if requested and requested != "auto":
         return requested
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def check_device(requested: str | None = None, option: str = "--device") -> str:
+    """The device to run on: `requested` (cpu, cuda, cuda:N) if this machine has it, else the default.
+
+    Raises a one-line InputError naming `option` for anything else, before any work starts.
+    """
+    from dfake_cli.errors import InputError
+
+    device = default_device(requested)
+    kind, _, index = device.partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise InputError(f"{option} {device}: use cpu, cuda or cuda:N")
+    if kind == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"{option} {device}: no CUDA device is available here; use {option} cpu")
+        if index and int(index) >= torch.cuda.device_count():
+            raise InputError(f"{option} {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return device
 
 
 def default_precision(device: str, requested: str | None = None) -> str:

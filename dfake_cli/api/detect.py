@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from dfake_cli.errors import InputError
-from dfake_cli.runtime import default_device
+from dfake_cli.runtime import check_device
 from dfake_cli.workspace import Workspace
 
 OK = "ok"
@@ -110,7 +110,7 @@ def run_detect(
     files = expand_paths(paths)
     if not files:
         raise InputError("no images or videos found in the given paths")
-    dev = default_device(device)
+    dev = check_device(device)
     detector = Detector.from_pretrained(ckpt, device=dev)
     extractor = FaceExtractor(FaceAlignConfig.from_dict(detector.face_align), device=dev)
     result = DetectResult(checkpoint=str(ckpt))

@@ -25,7 +25,7 @@ from dfake_cli.evaluation.evaluate import (
     evaluate_cache,
     select_rows,
 )
-from dfake_cli.runtime import PRECISIONS, default_device, default_precision
+from dfake_cli.runtime import PRECISIONS, check_device, default_precision
 from dfake_cli.workspace import Workspace, validate_name
 
 #: Test sets with their own `dfake prepare` command (others are prepared with `prepare folder --name`).
@@ -84,7 +84,7 @@ def checkpoint_info(directory: Path) -> dict:
     """What the report's protocol says about the checkpoint: where, which weights file, its sha256, SD."""
     import json
 
-    from dfake_cli.models.detector import DETECTOR_CONFIG, DETECTOR_WEIGHTS, MODEL_CONFIG, MODEL_WEIGHTS
+    from dfake_cli.models.checkpoints import DETECTOR_CONFIG, DETECTOR_WEIGHTS, MODEL_CONFIG, MODEL_WEIGHTS
 
     directory = Path(directory)
     weights, config_path = directory / DETECTOR_WEIGHTS, directory / DETECTOR_CONFIG
@@ -141,7 +141,7 @@ def run_eval(
 
     if frames is not None and frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
-    device = default_device(device)
+    device = check_device(device)
     precision = default_precision(device, precision)
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")

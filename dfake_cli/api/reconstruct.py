@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from dfake_cli.errors import InputError
-from dfake_cli.runtime import DEFAULT_MARGIN, default_device
+from dfake_cli.runtime import DEFAULT_MARGIN, check_device
 from dfake_cli.workspace import Workspace
 
 
@@ -74,7 +74,7 @@ def run_reconstruct(
         picture = read_image(path)
     except VideoReadError as exc:
         raise InputError(f"{path}: {exc}") from exc
-    dev = default_device(device)
+    dev = check_device(device)
     model, ckpt = load_model_for(workspace, checkpoint, sd, dev)
     align = {"margin": DEFAULT_MARGIN, **model.config.face_align, "size": model.config.image_size}
     found = FaceExtractor(FaceAlignConfig.from_dict(align), device=dev).extract_image(picture)

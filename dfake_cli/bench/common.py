@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import torch
 
-from dfake_cli.runtime import version_of
+from dfake_cli.runtime import PRECISIONS, check_device, default_device, default_precision, version_of
 from dfake_cli.io import atomic_path
 
 
@@ -46,7 +46,7 @@ class BenchRow:
 def resolve_device(device: str | None) -> torch.device:
     """`None`/"auto" -> cuda when available, else cpu; anything else as given (validated by the caller)."""
     if device in (None, "", "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(default_device())
     return torch.device(device)
 
 
@@ -345,21 +345,14 @@ class BenchOptions:
     def __post_init__(self) -> None:
         from dfake_cli.errors import InputError
 
-        if self.precision not in (None, "bf16", "fp32"):
-            raise InputError(f"--precision {self.precision}: use bf16 or fp32")
+        if self.precision is not None and self.precision not in PRECISIONS:
+            raise InputError(f"--precision {self.precision}: use {' or '.join(PRECISIONS)}")
         if self.batch_size is not None and self.batch_size < 1:
             raise InputError(f"--batch-size {self.batch_size}: must be >= 1")
         if self.steps is not None and self.steps < 1:
             raise InputError(f"--steps {self.steps}: must be >= 1")
         if self.device not in (None, "", "auto"):
-            try:
-                dev = torch.device(self.device)
-            except RuntimeError as exc:
-                raise InputError(f"--device {self.device}: not a torch device (use cpu, cuda or cuda:N)") from exc
-            if dev.type == "cuda" and not torch.cuda.is_available():
-                raise InputError(f"--device {self.device}: CUDA is not available on this machine; use --device cpu")
-            if dev.type not in ("cpu", "cuda"):
-                raise InputError(f"--device {self.device}: use cpu, cuda or cuda:N")
+            check_device(self.device)
 
     @property
     def torch_device(self) -> torch.device:
@@ -369,6 +362,4 @@ class BenchOptions:
         return resolve_device(self.device)
 
     def resolved_precision(self) -> str:
-        if self.precision is not None:
-            return self.precision
-        return "bf16" if self.torch_device.type == "cuda" else "fp32"
+        return default_precision(self.torch_device.type, self.precision)

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from dfake_cli.bench.common import BenchOptions, BenchRow, cpu_seconds, peak_memory, reset_peak_memory
+from dfake_cli.runtime import DEFAULT_MARGIN
 
 
 @dataclass
@@ -46,7 +47,7 @@ def build_detector(backbone: str, image_size: int, device: torch.device):
 
     net = DetectorNet(backbone, image_size)
     config = {"backbone": backbone, "image_size": image_size, "mean": [0.5] * 3, "std": [0.5] * 3,
-              "face_align": {"size": image_size, "margin": 1.3}}
+              "face_align": {"size": image_size, "margin": DEFAULT_MARGIN}}
     return Detector(net, config, device=device)
 
 

@@ -31,6 +31,7 @@ from dfake_cli.bench.common import (
     reset_peak_memory,
     time_steps,
 )
+from dfake_cli.runtime import DEFAULT_MARGIN
 
 
 @dataclass
@@ -76,7 +77,7 @@ def build_model(setup: TrainStepSetup, device: torch.device, seed: int = 0, grad
     sd = build_sd15_random() if setup.sd == "sd15" else load_stable_diffusion(setup.sd)
     config = DiffusionFakeConfig(backbone=setup.backbone, image_size=setup.image_size, sd=setup.sd,
                                  weight_widths=setup.weight_widths, gradient_checkpointing=gradient_checkpointing,
-                                 face_align={"size": setup.image_size, "margin": 1.3})
+                                 face_align={"size": setup.image_size, "margin": DEFAULT_MARGIN})
     model = DiffusionFake(config, sd).to(device)
     model.train()
     return model, sd

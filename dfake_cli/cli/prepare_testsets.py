@@ -14,15 +14,17 @@ import typer
 from dfake_cli.cli.context import state
 from dfake_cli.cli.options import JsonOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
 Root = Annotated[Path, typer.Argument(help="The dataset's root folder.", show_default=False)]
 Name = Annotated[Optional[str], typer.Option(
     "--name", help="Cache name in <workspace>/data/ (default: the dataset's).", show_default=False)]
 Frames = Annotated[int, typer.Option("--frames", min=1, help="Evenly spaced frames per video.")]
 Size = Annotated[Optional[int], typer.Option(
-    "--size", help="Face crop size (default: as the ffpp cache, else 256).", show_default=False)]
+    "--size", help=f"Face crop size (default: as the ffpp cache, else {DEFAULT_SIZE}).", show_default=False)]
 Margin = Annotated[Optional[float], typer.Option(
-    "--margin", help="Crop margin around the face (default: as ffpp, else 1.3).", show_default=False)]
+    "--margin", help=f"Crop margin around the face (default: as ffpp, else {DEFAULT_MARGIN}).",
+    show_default=False)]
 Device = Annotated[str, typer.Option("--device", help="Face detection device: cpu or cuda.")]
 Workers = Annotated[int, typer.Option(
     "--workers", min=0, help="Videos prepared in parallel (processes); 0 = one per CPU core (1 on cuda).")]

@@ -18,6 +18,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
+
 # The 5-point template of ArcFace-style face recognition crops, in a 112x112 box:
 # left eye, right eye, nose tip, left mouth corner, right mouth corner (image left/right).
 ARCFACE_TEMPLATE_112 = np.array(
@@ -36,8 +38,8 @@ ARCFACE_TEMPLATE_112 = np.array(
 class FaceAlignConfig:
     """How faces are found and cropped; stored in every cache so crops can be reproduced."""
 
-    size: int = 256
-    margin: float = 1.3
+    size: int = DEFAULT_SIZE
+    margin: float = DEFAULT_MARGIN
     detect_size: int = 320  # long side of the frame copy given to MTCNN (never upscaled)
     # In pixels of the detection copy (32 at 320 = 64 px in a 640 frame); larger values mean fewer pyramid
     # levels and candidate boxes, the main cost of MTCNN on CPU.

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dfake_cli.runtime import DEFAULT_MARGIN
+
 
 @dataclass
 class SyntheticVideo:
@@ -46,7 +48,7 @@ def write_cache(path: str | Path, videos: list[SyntheticVideo], dataset: str, sp
             shard = Path(tmp) / f"{i:06d}.npz"
             write_shard(shard, rows, {"status": "ok", "video_id": v.video_id, "label": v.label, "split": v.split or split})
             shards.append(shard)
-        base = {"dataset": dataset, "size": size, "margin": 1.3, "frames_per_video": max(len(v.faces) for v in videos),
+        base = {"dataset": dataset, "size": size, "margin": DEFAULT_MARGIN, "frames_per_video": max(len(v.faces) for v in videos),
                 "sd_identity": "", "dfake_version": __version__, "created": now_iso(), "synthetic": True}
         base.update(attrs or {})
         assemble(shards, path, base, training=False, size=size)

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from dfake_cli.errors import InputError
 
-CHECKPOINT_FILES = ("model.safetensors", "detector.safetensors")
+# The files of a checkpoint folder (written by DiffusionFake.save_pretrained / export_detector, read by
+# DiffusionFake.from_pretrained and Detector.from_pretrained): named here only.
+MODEL_WEIGHTS = "model.safetensors"  # trainable tensors (detector.*, guide modules); the frozen SD is not saved
+MODEL_CONFIG = "config.json"  # DiffusionFakeConfig
+DETECTOR_WEIGHTS = "detector.safetensors"  # the detector-only export (encoder + head)
+DETECTOR_CONFIG = "detector.json"
+CHECKPOINT_FILES = (MODEL_WEIGHTS, DETECTOR_WEIGHTS)
 
 
 def is_checkpoint_dir(path: Path) -> bool:

@@ -10,8 +10,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from dfake_cli.errors import InputError
+from dfake_cli.models.checkpoints import MODEL_CONFIG
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
-CONFIG_NAME = "config.json"
+CONFIG_NAME = MODEL_CONFIG  # the checkpoint folder's config file (models/checkpoints.py names them all)
 FORMAT = "dfake-diffusionfake-v1"
 
 
@@ -24,7 +26,7 @@ class DiffusionFakeConfig:
     """
 
     backbone: str = "efficientnet_b4"
-    image_size: int = 256
+    image_size: int = DEFAULT_SIZE
     sd: str = "tiny"
     sd_identity: str = ""
     lambda_source: float = 0.7
@@ -37,7 +39,7 @@ class DiffusionFakeConfig:
     std: tuple[float, float, float] = (0.5, 0.5, 0.5)
     filter_heads: int = 4
     weight_widths: tuple[int, ...] = (1024, 512, 256, 128)
-    face_align: dict = field(default_factory=lambda: {"size": 256, "margin": 1.3})
+    face_align: dict = field(default_factory=lambda: {"size": DEFAULT_SIZE, "margin": DEFAULT_MARGIN})
     # Activation checkpointing of guide, frozen UNet and backbone (`dfake train --low-memory`): recomputes
     # activations in backward instead of storing them. Same numerics, less memory, more time.
     gradient_checkpointing: bool = False

@@ -14,11 +14,9 @@ import torch
 
 from dfake_cli.errors import InputError
 from dfake_cli.models.backbone import DetectorNet, preprocess_images
+from dfake_cli.models.checkpoints import DETECTOR_CONFIG, DETECTOR_WEIGHTS, MODEL_CONFIG, MODEL_WEIGHTS
+from dfake_cli.runtime import DEFAULT_MARGIN
 
-DETECTOR_WEIGHTS = "detector.safetensors"
-DETECTOR_CONFIG = "detector.json"
-MODEL_WEIGHTS = "model.safetensors"
-MODEL_CONFIG = "config.json"
 
 
 class Detector:
@@ -35,7 +33,7 @@ class Detector:
     @property
     def face_align(self) -> dict:
         """Alignment parameters of the training cache (size, margin): align new faces the same way."""
-        return {"size": self.image_size, "margin": 1.3, **dict(self.config.get("face_align") or {})}
+        return {"size": self.image_size, "margin": DEFAULT_MARGIN, **dict(self.config.get("face_align") or {})}
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device="cpu") -> "Detector":

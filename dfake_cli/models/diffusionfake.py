@@ -25,15 +25,13 @@ from torch import nn
 from dfake_cli.errors import InputError
 from dfake_cli.io import atomic_path
 from dfake_cli.models.backbone import DetectorNet, preprocess_images
+from dfake_cli.models.checkpoints import DETECTOR_CONFIG, DETECTOR_WEIGHTS, MODEL_WEIGHTS
 from dfake_cli.models.config import CONFIG_NAME, DiffusionFakeConfig
 from dfake_cli.models.modules import FeatureFilter, Projection, Upsampler, WeightNet
 from dfake_cli.models.sd import StableDiffusion, load_stable_diffusion
 
 __all__ = ["DiffusionFake", "DiffusionFakeConfig", "MODEL_WEIGHTS", "DETECTOR_WEIGHTS", "DETECTOR_CONFIG"]
 
-MODEL_WEIGHTS = "model.safetensors"
-DETECTOR_WEIGHTS = "detector.safetensors"
-DETECTOR_CONFIG = "detector.json"
 DETECTOR_FORMAT = "dfake-detector-v1"
 _FROZEN_PREFIX = "frozen."
 

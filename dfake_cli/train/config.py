@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from dfake_cli.errors import InputError
+from dfake_cli.runtime import PRECISIONS
 
 # Fields a resumed run may not change: they shape the model, the data order or the optimiser state.
 FIXED_ON_RESUME = (
     "data", "backbone", "sd", "use_guide", "use_filter", "use_weight", "random_sd",
     "batch_size", "seed", "lambda_source", "lambda_target",
 )
-PRECISIONS = ("bf16", "fp32")
 
 
 @dataclass

@@ -44,18 +44,12 @@ def _env_int(name: str, default: int) -> int:
 
 def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
     """`requested` (cpu / cuda / cuda:N) or CUDA when available; under torchrun, cuda:<LOCAL_RANK>."""
-    if requested is None:
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {requested}: no CUDA device is available here; pass --device cpu")
-        if requested == "cuda":
-            return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
-        dev = torch.device(requested)
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InputError(f"--device {requested}: only {torch.cuda.device_count()} CUDA device(s) here")
-        return dev
-    return torch.device("cpu")
+    from dfake_cli.runtime import check_device
+
+    requested = check_device(requested)
+    if requested == "cuda":
+        return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+    return torch.device(requested)
 
 
 def init_distributed(requested_device: str | None = None) -> DistInfo:

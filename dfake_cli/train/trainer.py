@@ -39,6 +39,7 @@ from dfake_cli.train.distributed import (
     DistInfo, any_true, barrier, broadcast_object, init_distributed, shutdown,
 )
 from dfake_cli.train.mixture import MixtureSampler, data_names, data_paths
+from dfake_cli.runtime import DEFAULT_SIZE, default_precision
 from dfake_cli.workspace import Workspace
 
 LOSS_KEYS = ("total", "bce", "source", "target", "weight_s", "weight_t")
@@ -356,7 +357,7 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
     from dfake_cli.console import console, progress
 
     device = info.device
-    precision = config.precision or ("bf16" if device.type == "cuda" else "fp32")
+    precision = default_precision(device.type, config.precision)
     if device.type == "cuda":  # fp32 parts (optimizer, frozen-UNet skips) use TF32; convs pick fast kernels
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -380,7 +381,7 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
             raise InputError(f"cache {shown} has no training faces (split 'train'); prepare a training set")
         attrs = dict(cache.attrs)
         scaling = float(attrs.get("latent_scaling", 0.18215))
-        image_size = int(attrs.get("size", 256))
+        image_size = int(attrs.get("size", DEFAULT_SIZE))
         face_align = {k: _plain(attrs[k]) for k in ("size", "margin") if k in attrs}
         inputs = CacheInputs(cache, train_rows)
         val_inputs = CacheInputs(cache, val_rows)

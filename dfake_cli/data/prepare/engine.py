@@ -26,6 +26,7 @@ from dfake_cli.data.prepare.results import (
 from dfake_cli.data.prepare.units import Unit, plan_units, select_items
 from dfake_cli.data.prepare.worker import STAGES, UnitWorker
 from dfake_cli.errors import InputError
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE, check_device
 
 
 def _check_options(frames: int, size: int, margin: float, workers: int, device: str) -> int:
@@ -38,13 +39,7 @@ def _check_options(frames: int, size: int, margin: float, workers: int, device: 
         raise InputError(f"--margin {margin}: must be > 0")
     if workers < 0:
         raise InputError(f"--workers {workers}: must be >= 1 (or 0 for one per CPU core)")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: no CUDA device here; use --device cpu")
-    elif device != "cpu":
-        raise InputError(f"--device {device}: use cpu or cuda")
+    check_device(device)
     if workers == 0:  # auto: MTCNN/VAE scale better as single-thread processes than as threads (measured 3x)
         workers = 1 if device.startswith("cuda") else max(1, min(os.cpu_count() or 1, 8))
     return workers
@@ -148,7 +143,7 @@ def assemble_units(units: list[Unit], manifest: Manifest, cache_path: Path, skip
 
 
 def prepare_manifest(
-    manifest: Manifest, cache_path: str | Path, *, frames: int = 32, size: int = 256, margin: float = 1.3,
+    manifest: Manifest, cache_path: str | Path, *, frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN,
     device: str = "cpu", workers: int = 1, limit: Optional[int] = None, training: bool = False,
     sd: Optional[str] = None, skipped_csv: str | Path | None = None, progress: bool = True,
     align: Optional[FaceAlignConfig] = None,

@@ -37,6 +37,7 @@ from dfake_cli.data.sbi.blend import SelfBlend, face_rng, self_blend
 from dfake_cli.data.sbi.config import SBIConfig
 from dfake_cli.data.sbi.preview import write_preview
 from dfake_cli.errors import InputError
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
 METHOD_FAKE, METHOD_SOURCE, METHOD_TARGET = "SBI", "SBI-source", "SBI-target"
 
@@ -159,8 +160,8 @@ def write_sbi_preview(cache_path: Path, out: Path, n: int, cfg: SBIConfig, margi
 
 
 def prepare_sbi(
-    manifest: Manifest, cache_path: str | Path, *, sbi: SBIConfig = SBIConfig(), frames: int = 32, size: int = 256,
-    margin: float = 1.3, device: str = "cpu", workers: int = 1, limit: Optional[int] = None, sd: str = "tiny",
+    manifest: Manifest, cache_path: str | Path, *, sbi: SBIConfig = SBIConfig(), frames: int = 32, size: int = DEFAULT_SIZE,
+    margin: float = DEFAULT_MARGIN, device: str = "cpu", workers: int = 1, limit: Optional[int] = None, sd: str = "tiny",
     skipped_csv: str | Path | None = None, progress: bool = True, preview: Optional[int] = None,
     preview_path: str | Path | None = None,
 ) -> SBIPrepareResult:
