@@ -9,10 +9,11 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo bench sample-data clean help
+.PHONY: install test demo demo-sbi bench sample-data clean help
 
 help:
 	@echo "make demo   - prepare -> train -> eval -> reconstruct on sample_data with the tiny SD"
+	@echo "make demo-sbi - the same detector trained on self-blended fakes of the reals only, beside make demo's"
 	@echo "make test   - run the test suite (installs first if needed)"
 	@echo "make bench  - quick CPU benchmarks (dfake bench --quick)"
 	@echo "make install / sample-data / clean"
@@ -31,6 +32,9 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m dfake_cli.demo
+
+demo-sbi: $(STAMP)
+	$(PY) -m dfake_cli.demo_sbi
 
 bench: $(STAMP)
 	$(VENV)/bin/dfake bench --quick
