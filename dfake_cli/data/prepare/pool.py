@@ -6,16 +6,19 @@ import os
 from typing import Callable, Optional
 
 from dfake_cli.data.faces import FaceAlignConfig
+from dfake_cli.data.prepare.lifeline import die_with_parent
 from dfake_cli.data.prepare.units import Unit
 from dfake_cli.data.prepare.worker import UnitWorker
 
 _WORKER: Optional[UnitWorker] = None
 
 
-def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Optional[str], threads: int) -> None:
+def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Optional[str], threads: int,
+                 parent_pid: int) -> None:
     global _WORKER
     import signal
 
+    die_with_parent(parent_pid)  # a SIGKILLed parent leaves no orphan worker behind
     import torch
 
     # Ctrl-C is the parent's to handle (one message, pending videos cancelled); a worker finishes its video.
@@ -40,7 +43,8 @@ def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str
 
     threads = max(1, (os.cpu_count() or 1) // workers)
     pool = mp.get_context("spawn").Pool(
-        workers, initializer=_init_worker, initargs=(config.to_dict(), frames, device, training, sd, threads)
+        workers, initializer=_init_worker,
+        initargs=(config.to_dict(), frames, device, training, sd, threads, os.getpid()),
     )
     try:
         for meta in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
