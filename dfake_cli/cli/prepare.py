@@ -6,6 +6,7 @@ added to the same sub-app by `prepare_testsets.register(prepare_app)`. The work 
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -40,7 +41,8 @@ def _ffpp_command(
         "--sd", help="Stable Diffusion for the latents: 'tiny' or a local SD-1.5 path.")] = "tiny",
     device: Annotated[str, typer.Option("--device", help="cpu | cuda.")] = "cpu",
     workers: Annotated[int, typer.Option(
-        "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda).")] = 0,
+        "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda). "
+        "Under torchrun: per rank.")] = 0,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", help="At most N videos per method and split.", show_default=False)] = None,
     name: Annotated[str, typer.Option("--name", help="Cache name: <workspace>/data/<name>.h5.")] = "ffpp",
@@ -54,6 +56,8 @@ def _ffpp_command(
         root, state(ctx).workspace, compression=compression, methods=methods, frames=frames, size=size,
         margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,
     )
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports, once
+        return
     if json_out:
         emit_json(result.to_dict())
     else:

@@ -6,6 +6,7 @@ face is cropped exactly like the faces the detector was trained on (`dfake_cli.a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -40,6 +41,8 @@ def _run(ctx: typer.Context, dataset: str, root: Path, name: Optional[str], fram
     cache_name = name or default_cache_name(dataset, root)
     result = prepare_testset(state(ctx).workspace, dataset, root, name=cache_name, frames=frames, size=size,
                              margin=margin, device=device, workers=workers, limit=limit, **opts)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports, once
+        return
     if json_out:
         emit_json(result.to_dict())
         return

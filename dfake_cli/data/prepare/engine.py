@@ -2,6 +2,7 @@
 
 Work is split into units, one per video (plus originals that only lend source faces); each unit ends in
 one atomic shard, so a killed run resumes where it stopped and a finished cache reruns in seconds.
+Under torchrun the units are split over the ranks and rank 0 assembles (distributed.py).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Callable, Optional
 from dfake_cli import __version__
 from dfake_cli.data import cache as cache_mod
 from dfake_cli.data.prepare import testhooks
+from dfake_cli.data.prepare.distributed import Ranks, join_ranks, rank_device
 from dfake_cli.data.datasets import Manifest
 from dfake_cli.data.faces import FaceAlignConfig
 from dfake_cli.data.prepare.results import (
@@ -154,9 +156,23 @@ def prepare_manifest(
     weight targets; False stores faces and the index only (source_row = target_row = -1, no /latents).
     """
     t_start = time.perf_counter()
-    cache_path = Path(cache_path)
-    skipped_csv = Path(skipped_csv) if skipped_csv is not None else cache_path.with_suffix(".skipped.csv")
     workers = _check_options(frames, size, margin, workers, device)
+    ranks = join_ranks()
+    try:
+        return _prepare(manifest, Path(cache_path), frames=frames, size=size, margin=margin,
+                        device=rank_device(device, ranks), workers=workers, limit=limit, training=training, sd=sd,
+                        skipped_csv=skipped_csv, progress=progress and ranks.is_main, align=align, ranks=ranks,
+                        t_start=t_start)
+    finally:
+        ranks.close()
+
+
+def _prepare(
+    manifest: Manifest, cache_path: Path, *, frames: int, size: int, margin: float, device: str, workers: int,
+    limit: Optional[int], training: bool, sd: Optional[str], skipped_csv: str | Path | None, progress: bool,
+    align: Optional[FaceAlignConfig], ranks: Ranks, t_start: float,
+) -> PrepareResult:
+    skipped_csv = Path(skipped_csv) if skipped_csv is not None else cache_path.with_suffix(".skipped.csv")
     config = align or FaceAlignConfig()
     config = FaceAlignConfig.from_dict({**config.to_dict(), "size": size, "margin": margin})
 
@@ -174,8 +190,9 @@ def prepare_manifest(
 
     parts = parts_dir(cache_path)
     parts.mkdir(parents=True, exist_ok=True)
-    for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):  # an assembly killed by SIGKILL
-        stale.unlink(missing_ok=True)
+    if ranks.is_main:
+        for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):  # an assembly killed by SIGKILL
+            stale.unlink(missing_ok=True)
     content = content_key(options)
     skipped: list[tuple[str, str, str, str]] = [tuple(list(s) + [""] * (4 - len(s)))[:4] for s in manifest.skipped]
 
@@ -197,8 +214,9 @@ def prepare_manifest(
             units, _ = plan_units(manifest, selected, frames, training, parts, skipped)
         for unit in units:
             unit.shard = parts / f"{unit.key(content)}.npz"
-        todo = [u for u in units if not u.shard.is_file()]
-        task = bar.add_task(f"prepare {manifest.dataset}", total=len(units), completed=len(units) - len(todo),
+        mine = ranks.share(units)  # all of them in a single process
+        todo = [u for u in mine if not u.shard.is_file()]
+        task = bar.add_task(f"prepare {manifest.dataset}", total=len(mine), completed=len(mine) - len(todo),
                             rate="", info="")
         frames_done, t_loop = 0, time.perf_counter()
 
@@ -214,12 +232,18 @@ def prepare_manifest(
 
         run_units(todo, config, frames, device, training, sd, workers, on_meta)
 
+    ranks.barrier()  # every rank's shards are written
     t0 = time.perf_counter()
-    attrs = _cache_attrs(manifest, config, options, frames, training, sd_id, float("nan"), limit)
-    result = assemble_units(units, manifest, cache_path, skipped_csv, skipped, attrs, training, config.size,
-                            len(selected))
+    if ranks.is_main:
+        attrs = _cache_attrs(manifest, config, options, frames, training, sd_id, float("nan"), limit)
+        result = assemble_units(units, manifest, cache_path, skipped_csv, skipped, attrs, training, config.size,
+                                len(selected))
+        shutil.rmtree(parts, ignore_errors=True)
+    ranks.barrier()  # rank 0 has assembled the cache
+    if not ranks.is_main:
+        result = result_from_attrs(cache_path, skipped_csv, cache_mod.cache_attrs(cache_path) or {}, 0.0)
+        result.already_prepared = False
     timings["assemble"] += time.perf_counter() - t0
-    shutil.rmtree(parts, ignore_errors=True)
     result.processed_units = processed
     result.timings = timings
     result.elapsed = time.perf_counter() - t_start
