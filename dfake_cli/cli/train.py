@@ -23,7 +23,9 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         ctx: typer.Context,
-        data: Annotated[Optional[str], Opt("--data", help="Prepared cache name in <workspace>/data (default ffpp).")] = None,
+        data: Annotated[Optional[str], Opt(
+            "--data", help="Prepared cache name in <workspace>/data (default ffpp); several, comma-separated "
+            "(ffpp,sbi), train on their mixture, balanced per cache.")] = None,
         run: Annotated[Optional[str], Opt(
             "--run", "--run-name",
             help="Run name (default: <timestamp>-<backbone>). Under torchrun write --run-name: torchrun's own "
