@@ -99,6 +99,8 @@ def checkpoint_info(directory: Path) -> dict:
         "sd_identity": config.get("sd_identity") or None,
         "backbone": config.get("backbone"),
         "image_size": config.get("image_size"),
+        "context_source": config.get("context_source") or None,
+        "backbone_pretrained": config.get("backbone_pretrained"),
     }
 
 

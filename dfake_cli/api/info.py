@@ -18,11 +18,15 @@ class Info:
     caches: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     model: dict[str, int] = field(default_factory=dict)  # parameter counts at SD-1.5 scale (EN-B4)
+    sd: dict[str, Any] = field(default_factory=dict)  # what `--sd` provides (models.sd.describe_sd)
 
     def to_dict(self) -> dict[str, Any]:
         """`dfake info --json`: one flat object (versions first)."""
-        return {**self.versions, "device": self.device, "workspace": self.workspace, "caches": self.caches,
-                "runs": self.runs, "model (SD-1.5, efficientnet_b4)": self.model}
+        out = {**self.versions, "device": self.device, "workspace": self.workspace, "caches": self.caches,
+               "runs": self.runs, "model (SD-1.5, efficientnet_b4)": self.model}
+        if self.sd:
+            out.update({f"sd {k}" if k != "sd" else "sd": v for k, v in self.sd.items()})
+        return out
 
 
 def model_size() -> dict[str, int]:
@@ -38,8 +42,8 @@ def model_size() -> dict[str, int]:
     }
 
 
-def collect_info(workspace: Workspace) -> Info:
-    """Everything `dfake info` shows, as plain data."""
+def collect_info(workspace: Workspace, sd: str | None = None) -> Info:
+    """Everything `dfake info` shows, as plain data; with `sd`, what that Stable Diffusion provides."""
     import torch
 
     from dfake_cli.data import video  # noqa: F401  (torch before decord)
@@ -60,4 +64,10 @@ def collect_info(workspace: Workspace) -> Info:
     }
     return Info(versions=versions, device=device, workspace=str(workspace.root),
                 caches=[p.name for p in workspace.caches()], runs=[p.name for p in workspace.runs()],
-                model=model_size())
+                model=model_size(), sd=describe_sd(sd) if sd else {})
+
+
+def describe_sd(sd: str) -> dict[str, Any]:
+    from dfake_cli.models.sd import describe_sd as describe
+
+    return describe(sd)

@@ -28,14 +28,22 @@ TESTSETS = ("celebdf", "dfdcp", "dfd", "wdf", "diffswap", "folder")
 
 def prepare_ffpp(
     root: str | Path, workspace: Workspace, *, compression: str = "c23", methods: Optional[str] = None,
-    frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: str = "tiny",
+    frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: Optional[str] = None,
     device: str = "cpu", workers: int = 1, limit: Optional[int] = None, name: str = TRAINING_CACHE,
     progress: bool = True,
 ) -> "PrepareResult":
-    """Parse an FF++ tree and prepare its training cache `<workspace>/data/<name>.h5` (resumable)."""
+    """Parse an FF++ tree and prepare its training cache `<workspace>/data/<name>.h5` (resumable).
+
+    `sd` None falls back to $DFAKE_SD; with neither, one line asks for it (no silent tiny SD on real data).
+    """
     from dfake_cli.data.datasets import get_parser
     from dfake_cli.data.prepare import prepare_manifest
+    from dfake_cli.models.sd import sd_from_env
 
+    sd = sd_from_env(sd)
+    if sd is None:
+        raise InputError("--sd: the training cache's latents need a Stable Diffusion: pass --sd PATH (an SD-1.5 "
+                         "file or diffusers folder), set $DFAKE_SD, or --sd tiny for the demo's random tiny SD")
     name = validate_name(name, "cache name")
     manifest = get_parser("ffpp")(root, compression=compression, methods=methods)
     workspace.ensure()

@@ -23,5 +23,8 @@ def run_train(overrides: dict[str, Any], config_file: Optional[str | Path], work
     from dfake_cli.train.config import resolve_train_config
     from dfake_cli.train.trainer import train
 
+    from dfake_cli.models.sd import sd_from_env
+
     config = resolve_train_config(overrides, config_file, workspace)
+    config.sd = sd_from_env(config.sd)  # --sd / TOML / the resumed run's, else $DFAKE_SD
     return train(config, workspace)

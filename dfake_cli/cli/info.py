@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Optional
+
 import typer
 
 from dfake_cli.cli.context import state
@@ -11,14 +13,20 @@ from dfake_cli.cli.render import emit_json
 
 def register(app: typer.Typer) -> None:
     @app.command("info")
-    def info_cmd(ctx: typer.Context, json_out: JsonOpt = False) -> None:
+    def info_cmd(
+        ctx: typer.Context,
+        sd: Annotated[Optional[str], typer.Option(
+            "--sd", help="Also say what this Stable Diffusion provides (UNet, VAE, text encoder, context source).",
+            show_default=False)] = None,
+        json_out: JsonOpt = False,
+    ) -> None:
         """Versions of the stack, the device, and what the workspace holds."""
         from rich.table import Table
 
         from dfake_cli.api.info import collect_info
         from dfake_cli.console import console
 
-        data = collect_info(state(ctx).workspace).to_dict()
+        data = collect_info(state(ctx).workspace, sd=sd).to_dict()
         if json_out:
             emit_json(data)
             return

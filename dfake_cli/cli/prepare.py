@@ -37,8 +37,9 @@ def _ffpp_command(
     size: Annotated[int, typer.Option("--size", help="Face crop size in pixels.")] = DEFAULT_SIZE,
     margin: Annotated[float, typer.Option(
         "--margin", help="Context around the face: the template is shrunk by 1/margin.")] = DEFAULT_MARGIN,
-    sd: Annotated[str, typer.Option(
-        "--sd", help="Stable Diffusion for the latents: 'tiny' or a local SD-1.5 path.")] = "tiny",
+    sd: Annotated[Optional[str], typer.Option(
+        "--sd", help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
+        "demo's random tiny SD). Default: $DFAKE_SD.", show_default=False)] = None,
     device: Annotated[str, typer.Option("--device", help="cpu | cuda.")] = "cpu",
     workers: Annotated[int, typer.Option(
         "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda). "

@@ -31,7 +31,8 @@ def register(app: typer.Typer) -> None:
             help="Run name (default: <timestamp>-<backbone>). Under torchrun write --run-name: torchrun's own "
             "parser takes --run for an abbreviation of its --run-path.")] = None,
         backbone: Annotated[Optional[str], Opt("--backbone", help="timm backbone (default efficientnet_b4).")] = None,
-        sd: Annotated[Optional[str], Opt("--sd", help="'tiny' or a path to SD-1.5 weights; must match prepare.")] = None,
+        sd: Annotated[Optional[str], Opt("--sd", help="SD-1.5 file or diffusers folder ('tiny': the demo SD); must "
+                                         "match prepare. Default: $DFAKE_SD; required for a guided run.")] = None,
         epochs: Annotated[Optional[int], Opt("--epochs", help="Epochs (default 20; an epoch is balanced real/fake).")] = None,
         steps: Annotated[Optional[int], Opt("--steps", help="Total steps of the run (overrides --epochs).")] = None,
         batch_size: Annotated[Optional[int], Opt("--batch-size", help="Batch size per process (default 32).")] = None,
@@ -43,6 +44,18 @@ def register(app: typer.Typer) -> None:
         no_filter: Annotated[bool, Opt("--no-filter", help="Ablation: no feature filter.")] = False,
         no_weight: Annotated[bool, Opt("--no-weight", help="Ablation: no weight module.")] = False,
         random_sd: Annotated[bool, Opt("--random-sd", help="Ablation: SD UNet not pretrained.")] = False,
+        zero_context: Annotated[bool, Opt(
+            "--zero-context", help="Ablation: condition SD on zeros instead of the empty prompt's CLIP encoding.")] = False,
+        weight_lr: Annotated[Optional[float], Opt(
+            "--weight-lr", help="Learning rate of the weight nets W_s/W_t (default: --lr).")] = None,
+        select: Annotated[Optional[str], Opt(
+            "--select", help="What picks best/: auc (val frame AUC, default) | loss (val loss) | last.")] = None,
+        flip: Annotated[Optional[float], Opt("--flip", help="Horizontal flip probability (default 0.5).")] = None,
+        cutout: Annotated[Optional[float], Opt("--cutout", help="CutOut probability (default 0.5).")] = None,
+        color_jitter: Annotated[Optional[float], Opt(
+            "--color-jitter", help="Max relative brightness/contrast/saturation change (default 0: off).")] = None,
+        gray: Annotated[Optional[float], Opt("--gray", help="Grayscale probability (default 0).")] = None,
+        noise: Annotated[Optional[float], Opt("--noise", help="Gaussian pixel-noise probability (default 0).")] = None,
         backbone_weights: Annotated[Optional[str], Opt(
             "--backbone-weights", help="Local backbone weights, or 'none'.")] = None,
         precision: Annotated[Optional[str], Opt(
@@ -72,6 +85,8 @@ def register(app: typer.Typer) -> None:
             "lambda_target": lambda_target, "use_guide": False if no_guide else None,
             "use_filter": False if no_filter else None, "use_weight": False if no_weight else None,
             "random_sd": True if random_sd else None, "backbone_weights": backbone_weights,
+            "zero_context": True if zero_context else None, "weight_lr": weight_lr, "select": select,
+            "flip": flip, "cutout": cutout, "color_jitter": color_jitter, "gray": gray, "noise": noise,
             "precision": precision, "device": device, "seed": seed, "resume": True if resume else None,
             "low_memory": True if low_memory else None,
             "val_max_faces": val_max_faces, "val_losses": val_losses, "log_every": log_every,

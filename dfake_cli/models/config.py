@@ -43,6 +43,10 @@ class DiffusionFakeConfig:
     # Activation checkpointing of guide, frozen UNet and backbone (`dfake train --low-memory`): recomputes
     # activations in backward instead of storing them. Same numerics, less memory, more time.
     gradient_checkpointing: bool = False
+    # Provenance, recorded so a checkpoint and every report say what the model was built from.
+    zero_context: bool = False       # ablation: condition the UNet on zeros instead of the empty prompt's CLIP encoding
+    context_source: str = ""         # where the empty-prompt context came from (models/text.py CONTEXT_*)
+    backbone_pretrained: bool = False  # the encoder started from local pretrained weights (else: random init)
 
     def __post_init__(self) -> None:
         self.mean = tuple(float(v) for v in self.mean)

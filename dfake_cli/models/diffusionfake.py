@@ -56,7 +56,7 @@ class DiffusionFake(nn.Module):
                 self.enable_gradient_checkpointing()
             return
         if sd is None:
-            sd = load_stable_diffusion(config.sd, random_weights=config.random_sd)
+            sd = load_stable_diffusion(config.sd, random_weights=config.random_sd, zero_context=config.zero_context)
         if config.sd_identity and config.sd_identity != sd.identity:
             raise InputError(
                 f"Stable Diffusion mismatch: the model expects {config.sd_identity!r} but got {sd.identity!r}; "
@@ -65,6 +65,7 @@ class DiffusionFake(nn.Module):
         if sd.random_unet != config.random_sd:
             raise InputError("Stable Diffusion mismatch: random_sd in the config and the loaded UNet differ")
         config.sd_identity = sd.identity
+        config.context_source = sd.context_source or config.context_source
         self.sd = sd
         self.frozen = nn.ModuleDict({"unet": sd.unet, "vae": sd.vae})
         self.frozen.requires_grad_(False).eval()
@@ -260,7 +261,7 @@ class DiffusionFake(nn.Module):
         if not weights.is_file():
             raise InputError(f"{weights} not found: the checkpoint folder is incomplete")
         if config.use_guide and sd is None:
-            sd = load_stable_diffusion(config.sd, random_weights=config.random_sd)
+            sd = load_stable_diffusion(config.sd, random_weights=config.random_sd, zero_context=config.zero_context)
         model = cls(config, sd if config.use_guide else None)
         state = load_file(str(weights))
         expected = model.trainable_state_dict()
@@ -285,6 +286,8 @@ class DiffusionFake(nn.Module):
             "face_align": dict(c.face_align),
             "channels": self.detector.encoder.channels,
             "sd_identity": c.sd_identity,
+            "context_source": c.context_source,
+            "backbone_pretrained": c.backbone_pretrained,
         }
 
     def export_detector(self, directory: str | Path) -> Path:

@@ -43,7 +43,6 @@ def reconstruct(
     on_step: Callable[[int, int], None] | None = None,
 ) -> Reconstruction:
     """Reconstruct source and target faces of one aligned face crop (uint8 HxWx3) with DDIM (eta 0)."""
-    from diffusers import DDIMScheduler
 
     if model.sd is None:
         raise InputError("this model has no guide (trained with --no-guide): there is nothing to reconstruct")
@@ -64,7 +63,7 @@ def reconstruct(
         noise = torch.stack([
             torch.randn(channels, h, w, generator=torch.Generator().manual_seed(s)) for s in seeds
         ]).to(device=x.device, dtype=x.dtype)
-        scheduler = DDIMScheduler.from_config(model.sd.scheduler.config)
+        scheduler = model.sd.ddim_scheduler()  # the SD's own flags (SD-1.5: set_alpha_to_one false)
         scheduler.set_timesteps(steps)
         z = torch.cat([noise, noise]) * scheduler.init_noise_sigma
         cond = torch.cat([cond_s.expand(n, -1, -1, -1), cond_t.expand(n, -1, -1, -1)])

@@ -2,42 +2,53 @@
 
 Three sources, named by one `spec` string:
 
-- ``"tiny"``: the packaged tiny architecture (configs/tiny) with weights drawn from a fixed seed, so every
-  machine builds bit-identical weights without downloading anything. For the demo and the tests.
-- a local diffusers folder with ``unet/``, ``vae/``, ``scheduler/`` (and optionally ``text_encoder/`` +
-  ``tokenizer/``, used only when transformers is installed).
-- a single SD-1.5 checkpoint file (``.safetensors`` or ``.ckpt``) in the original LDM layout, converted with
-  diffusers' ``from_single_file`` against the SD-1.5 configs that ship in configs/sd15 (no hub access).
-  A ``.ckpt`` is read with ``torch.load(weights_only=True)`` only.
+- ``"tiny"``: the packaged tiny architecture (configs/tiny: UNet, VAE, CLIP text encoder) with weights drawn
+  from a fixed seed, so every machine builds bit-identical weights without downloading anything. For the
+  demo and the tests; it runs the same code path as real weights.
+- a local diffusers folder with ``unet/``, ``vae/``, ``scheduler/`` and ``text_encoder/``.
+- a single SD-1.5 checkpoint file (``.safetensors`` or ``.ckpt``) in the original LDM layout
+  (``model.diffusion_model.*``, ``first_stage_model.*``, ``cond_stage_model.transformer.*``), converted
+  with diffusers' own LDM->diffusers key conversion into models built from the packaged SD-1.5 configs
+  (configs/sd15; no hub access). Every tensor of the file must be used (schedule buffers and EMA copies
+  aside) and every model tensor must be filled. A ``.ckpt`` is read with ``torch.load(weights_only=True)``.
 
-The text condition is the empty prompt. With a local text encoder and transformers it is encoded once and
-cached in memory (and saved into every checkpoint by the model). Otherwise it is the documented fixed tensor
-``zeros(1, 77, cross_attention_dim)`` (`FIXED_TEXT_EMBEDDING_DOC`).
+The text condition is the empty prompt, encoded once by the SD's own CLIP text encoder (models/text.py).
+Without text-encoder weights loading stops with one line; an all-zero context is only used when asked for
+explicitly (`zero_context=True`, the documented ablation).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from dfake_cli.errors import InputError
+from dfake_cli.models import text as textmod
 
 CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
 TINY_SPEC = "tiny"
-TINY_IDENTITY = "tiny-v2-seed0"  # bump whenever configs/tiny changes: caches record it
+TINY_IDENTITY = "tiny-v3-seed0"  # bump whenever configs/tiny changes: caches record it (v3: + text encoder)
 TINY_SEED = 0
 RANDOM_UNET_SEED = 1234
-TEXT_TOKENS = 77
-FIXED_TEXT_EMBEDDING_DOC = (
-    "zeros(1, 77, cross_attention_dim): used when there is no local text encoder (tiny SD, single-file "
-    "checkpoints, or transformers not installed)"
-)
+TEXT_TOKENS = textmod.TEXT_TOKENS
 _MIB = 1 << 20
 _TEXT_CACHE: dict[str, torch.Tensor] = {}
+
+LDM_UNET_PREFIX = "model.diffusion_model."
+LDM_VAE_PREFIX = "first_stage_model."
+# Tensors an SD-1.5 file carries that a diffusers model has no place for: the DDPM schedule (our scheduler
+# config defines it) and the EMA bookkeeping/weights (the non-EMA weights are used, as the official code does).
+LDM_SCHEDULE_BUFFERS = frozenset({
+    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
+    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
+    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
+})
+LDM_IGNORED_PREFIXES = ("model_ema.",)
 
 
 @dataclass
@@ -51,6 +62,8 @@ class StableDiffusion:
     identity: str
     scaling_factor: float
     random_unet: bool = False  # the UNet was re-initialised (the "random SD" ablation)
+    context_source: str = ""  # where text_embedding came from (models/text.py CONTEXT_*)
+    scheduler_config: dict = field(default_factory=dict)  # the SD's own scheduler config (DDIM keeps its flags)
 
     @property
     def latent_factor(self) -> int:
@@ -61,6 +74,13 @@ class StableDiffusion:
     def guide_width(self) -> int:
         """Channels after the UNet's conv_in: the width the feature filter projects to."""
         return int(self.unet.config.block_out_channels[0])
+
+    def ddim_scheduler(self):
+        """A DDIM sampler with this SD's betas and flags (SD-1.5: set_alpha_to_one false, steps_offset 1)."""
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler.from_config(_accepted(DDIMScheduler, {**dict(self.scheduler.config),
+                                                                   **self.scheduler_config}))
 
     def to(self, device=None, dtype=None) -> "StableDiffusion":
         for module in (self.unet, self.vae):
@@ -95,7 +115,7 @@ def _weight_files(folder: Path) -> list[Path]:
 def sd_identity(spec: str) -> str:
     """A cheap, stable name for the SD weights a spec points at (no model is built).
 
-    "tiny-v2-seed0" for the tiny SD; "sd15:<hash>" for a single file and "diffusers:<hash>" for a folder,
+    TINY_IDENTITY for the tiny SD; "sd15:<hash>" for a single file and "diffusers:<hash>" for a folder,
     where the hash covers the size and the first and last MiB of each weight file: enough to tell weights
     apart, fast even for 4 GB files. Caches and checkpoints record it so mismatches are caught.
     """
@@ -117,8 +137,9 @@ def sd_identity(spec: str) -> str:
     raise InputError(f"--sd {spec}: not found; pass 'tiny', a diffusers SD folder or an SD-1.5 .safetensors/.ckpt file")
 
 
-def _read_config(folder: Path) -> dict:
-    return json.loads(folder.joinpath("config.json").read_text())
+def _accepted(cls, cfg: dict) -> dict:
+    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    return {k: v for k, v in cfg.items() if k in names}
 
 
 def _build_unet(config_dir: Path):
@@ -133,15 +154,17 @@ def _build_vae(config_dir: Path):
     return AutoencoderKL.from_config(AutoencoderKL.load_config(str(config_dir)))
 
 
+def _scheduler_config(config_dir: Path) -> dict:
+    from diffusers import DDPMScheduler
+
+    return dict(DDPMScheduler.load_config(str(config_dir)))
+
+
 def _ddpm_scheduler(config_dir: Path):
     """Training noise schedule: DDPM with the folder's betas (SD-1.5: scaled-linear 0.00085-0.012, T=1000)."""
     from diffusers import DDPMScheduler
 
-    import inspect
-
-    accepted = set(inspect.signature(DDPMScheduler.__init__).parameters) - {"self"}
-    cfg = DDPMScheduler.load_config(str(config_dir))  # SD folders ship a PNDM config: keep what DDPM takes
-    cfg = {k: v for k, v in cfg.items() if k in accepted}
+    cfg = _accepted(DDPMScheduler, _scheduler_config(config_dir))  # SD folders ship a PNDM config: keep what DDPM takes
     cfg.update(prediction_type=cfg.get("prediction_type", "epsilon"), clip_sample=False)
     return DDPMScheduler.from_config(cfg)
 
@@ -153,35 +176,19 @@ def _seeded(seed: int, build):
         return build()
 
 
-def _fixed_text_embedding(unet) -> torch.Tensor:
+def zero_text_embedding(unet) -> torch.Tensor:
+    """The ablation context: zeros(1, 77, cross_attention_dim)."""
     return torch.zeros(1, TEXT_TOKENS, int(unet.config.cross_attention_dim))
 
 
-def _empty_prompt_embedding(folder: Path, identity: str, unet) -> torch.Tensor:
-    """Encode "" with the folder's CLIP text encoder once per identity; fall back to the fixed tensor."""
-    if identity in _TEXT_CACHE:
-        return _TEXT_CACHE[identity].clone()
-    emb = _fixed_text_embedding(unet)
-    if (folder / "text_encoder").is_dir() and (folder / "tokenizer").is_dir():
-        try:
-            from transformers import CLIPTextModel, CLIPTokenizer
-        except ImportError:
-            from dfake_cli.console import err_console
+def _no_text_encoder(spec, where: str) -> InputError:
+    return InputError(
+        f"--sd {spec}: no text-encoder weights ({where}); use a complete SD-1.5 checkpoint, or pass "
+        f"--zero-context to condition on zeros (an ablation: SD-1.5 never saw that context)"
+    )
 
-            err_console.print(
-                "[yellow]note:[/] transformers is not installed: using the fixed empty-prompt tensor "
-                "(install dfake[sd] to encode \"\" with the folder's text encoder)"
-            )
-        else:
-            tok = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
-            enc = CLIPTextModel.from_pretrained(str(folder / "text_encoder"), local_files_only=True).eval()
-            ids = tok([""], padding="max_length", max_length=tok.model_max_length, truncation=True,
-                      return_tensors="pt").input_ids
-            with torch.no_grad():
-                emb = enc(ids)[0].float()
-            del enc
-    _TEXT_CACHE[identity] = emb
-    return emb.clone()
+
+# ----------------------------------------------------------------------------------------- diffusers folder
 
 
 def _load_folder(folder: Path):
@@ -189,7 +196,8 @@ def _load_folder(folder: Path):
 
     for comp in ("unet", "vae", "scheduler"):
         if not (folder / comp).is_dir():
-            raise InputError(f"--sd {folder}: missing the {comp}/ folder (a diffusers SD folder needs unet/, vae/, scheduler/)")
+            raise InputError(f"--sd {folder}: missing the {comp}/ folder (a diffusers SD folder needs unet/, vae/, "
+                             "scheduler/, text_encoder/)")
     variants = {}
     for comp in ("unet", "vae"):
         names = [p.name for p in (folder / comp).iterdir() if p.name.startswith("diffusion_pytorch_model")]
@@ -202,10 +210,13 @@ def _load_folder(folder: Path):
                                                 variant=variants["unet"], torch_dtype=torch.float32)
     vae = AutoencoderKL.from_pretrained(str(folder), subfolder="vae", local_files_only=True,
                                         variant=variants["vae"], torch_dtype=torch.float32)
-    return unet, vae, _ddpm_scheduler(folder / "scheduler")
+    return unet, vae, folder / "scheduler"
 
 
-def _read_single_file(path: Path) -> dict:
+# ----------------------------------------------------------------------------------------- single file
+
+
+def read_single_file(path: Path) -> dict:
     """The checkpoint's tensors; `.ckpt` strictly with weights_only=True (never unpickle arbitrary objects)."""
     suffix = path.suffix.lower()
     try:
@@ -228,19 +239,111 @@ def _read_single_file(path: Path) -> dict:
     return sd
 
 
-def _load_single_file(path: Path):
-    from diffusers import AutoencoderKL, UNet2DConditionModel
+@dataclass
+class SingleFileParts:
+    """A single file's tensors sorted onto diffusers models: states per part and how every key was used."""
 
-    ckpt = _read_single_file(path)
-    keys = list(ckpt)
-    if not any(k.startswith("model.diffusion_model.") for k in keys):
+    unet: dict
+    vae: dict
+    text: dict | None
+    consumed: set = field(default_factory=set)
+    ignored: list = field(default_factory=list)  # schedule buffers, EMA copies
+    unused: list = field(default_factory=list)   # anything else: refused
+
+
+def _consumed_by(converted: dict, checkpoint: dict) -> set[str]:
+    """Checkpoint keys whose tensors (or views of them) ended up in `converted` (diffusers' conversion
+    passes tensors through or reshapes them as views, so identity tells what it used)."""
+    by_id = {id(v): k for k, v in checkpoint.items()}
+    for k, v in checkpoint.items():  # a checkpoint tensor that is itself a view: its slices share its base
+        if getattr(v, "_base", None) is not None:
+            by_id.setdefault(id(v._base), k)
+    used = set()
+    for value in converted.values():
+        key = by_id.get(id(value))
+        if key is None and getattr(value, "_base", None) is not None:
+            key = by_id.get(id(value._base))
+        if key is not None:
+            used.add(key)
+    return used
+
+
+def split_single_file(checkpoint: dict, config_dir: Path, text_encoder=None) -> SingleFileParts:
+    """Convert an LDM-layout state dict (tensors or meta tensors) into UNet / VAE / text-encoder states.
+
+    The UNet and VAE go through diffusers' own LDM conversion with the packaged configs in `config_dir`;
+    the text encoder's keys are mapped onto `text_encoder` (models/text.py).
+    """
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+
+    unet_keys = {k: v for k, v in checkpoint.items() if k.startswith(LDM_UNET_PREFIX)}
+    vae_keys = {k: v for k, v in checkpoint.items() if k.startswith(LDM_VAE_PREFIX)}
+    unet = convert_ldm_unet_checkpoint(unet_keys, dict(UNet2DConditionModel.load_config(str(config_dir / "unet"))))
+    vae = convert_ldm_vae_checkpoint(vae_keys, dict(AutoencoderKL.load_config(str(config_dir / "vae"))))
+    consumed = _consumed_by(unet, unet_keys) | _consumed_by(vae, vae_keys)
+    text = None
+    if text_encoder is not None and any(k.startswith(textmod.LDM_TEXT_PREFIX) for k in checkpoint):
+        text, used = textmod.ldm_text_state(checkpoint, text_encoder)
+        consumed |= set(used)
+    ignored, unused = [], []
+    for key in checkpoint:
+        if key in consumed:
+            continue
+        if key in LDM_SCHEDULE_BUFFERS or key.startswith(LDM_IGNORED_PREFIXES):
+            ignored.append(key)
+        else:
+            unused.append(key)
+    return SingleFileParts(unet, vae, text, consumed, ignored, unused)
+
+
+def check_state(module: torch.nn.Module, state: dict, what: str, origin) -> None:
+    """Every tensor of `module` present in `state` with its shape, nothing extra; else one InputError line."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or extra or wrong:
+        example = (missing or extra or wrong)[0]
+        raise InputError(
+            f"--sd {origin}: the {what} does not fit the SD-1.5 architecture ({len(missing)} of {len(own)} tensors "
+            f"missing, {len(extra)} unexpected, {len(wrong)} of another shape, e.g. {example}); pass an SD-1.5 checkpoint"
+        )
+
+
+def _materialise(module, state: dict):
+    """Load `state` into `module` (built on the meta device) without allocating random weights first."""
+    module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
+    return module
+
+
+def load_single_file(path: Path, config_dir: Path = CONFIG_ROOT / "sd15", zero_context: bool = False):
+    """(unet, vae, text encoder or None) from one LDM-layout file, built from the configs in `config_dir`."""
+    checkpoint = read_single_file(path)
+    keys = list(checkpoint)
+    if not any(k.startswith(LDM_UNET_PREFIX) for k in keys):
         raise InputError(f"--sd {path}: no UNet weights (model.diffusion_model.*) in this file; pass an SD-1.5 checkpoint")
-    if not any(k.startswith("first_stage_model.") for k in keys):
+    if not any(k.startswith(LDM_VAE_PREFIX) for k in keys):
         raise InputError(f"--sd {path}: no VAE weights (first_stage_model.*) in this file; pass a full SD-1.5 checkpoint")
-    config = str(CONFIG_ROOT / "sd15")
-    unet = UNet2DConditionModel.from_single_file(ckpt, config=config, subfolder="unet", local_files_only=True)
-    vae = AutoencoderKL.from_single_file(ckpt, config=config, subfolder="vae", local_files_only=True)
-    return unet, vae, _ddpm_scheduler(CONFIG_ROOT / "sd15" / "scheduler")
+    has_text = any(k.startswith(textmod.LDM_TEXT_PREFIX) for k in keys)
+    if not has_text and not zero_context:
+        raise _no_text_encoder(path, "no cond_stage_model.transformer.* tensors in this file")
+    encoder = textmod.build_text_encoder(config_dir / "text_encoder") if has_text else None
+    parts = split_single_file(checkpoint, config_dir, encoder)
+    if parts.unused:
+        raise InputError(f"--sd {path}: {len(parts.unused)} of {len(keys)} tensors fit no SD-1.5 part "
+                         f"(e.g. {parts.unused[0]}); pass a plain SD-1.5 checkpoint")
+    with torch.device("meta"):
+        unet, vae = _build_unet(config_dir / "unet"), _build_vae(config_dir / "vae")
+    check_state(unet, parts.unet, "UNet", path)
+    check_state(vae, parts.vae, "VAE", path)
+    if encoder is not None:
+        check_state(encoder, parts.text, "text encoder", path)
+        encoder.load_state_dict({k: v.to(torch.float32) for k, v in parts.text.items()}, strict=True)
+    return _materialise(unet, parts.unet), _materialise(vae, parts.vae), encoder
+
+
+# ----------------------------------------------------------------------------------------- loading
 
 
 def _freeze(module):
@@ -254,46 +357,77 @@ def _reinit_unet(unet):
     return _seeded(RANDOM_UNET_SEED, lambda: type(unet).from_config(unet.config))
 
 
+def _context(identity: str, source: str, encoder) -> torch.Tensor:
+    """The empty-prompt embedding, encoded once per SD identity and process."""
+    key = f"{identity}|{source}"
+    if key not in _TEXT_CACHE:
+        _TEXT_CACHE[key] = textmod.encode_empty_prompt(encoder)
+    return _TEXT_CACHE[key].clone()
+
+
 def load_stable_diffusion(
-    spec: str = TINY_SPEC, device="cpu", dtype=torch.float32, random_weights: bool = False
+    spec: str = TINY_SPEC, device="cpu", dtype=torch.float32, random_weights: bool = False,
+    zero_context: bool = False,
 ) -> StableDiffusion:
     """Load the frozen SD parts named by `spec` ("tiny", a diffusers folder, or one SD-1.5 file).
 
     `random_weights` re-initialises the UNet (and hence the guide copied from it) from a fixed seed; the VAE
-    is kept, because the prepared caches' latents were encoded with it.
+    is kept, because the prepared caches' latents were encoded with it. `zero_context` replaces the
+    empty-prompt embedding by zeros (an ablation); otherwise the SD must provide its text encoder.
     """
+    if spec is None:
+        raise InputError("no Stable Diffusion given: pass --sd PATH (or set $DFAKE_SD; 'tiny' for the demo SD)")
     identity = sd_identity(spec)
+    encoder, source = None, textmod.ZERO_CONTEXT
     if spec == TINY_SPEC:
-        unet = _seeded(TINY_SEED, lambda: _build_unet(CONFIG_ROOT / "tiny" / "unet"))
-        vae = _seeded(TINY_SEED + 1, lambda: _build_vae(CONFIG_ROOT / "tiny" / "vae"))
-        scheduler = _ddpm_scheduler(CONFIG_ROOT / "tiny" / "scheduler")
-        text = _fixed_text_embedding(unet)
+        root = CONFIG_ROOT / "tiny"
+        unet = _seeded(TINY_SEED, lambda: _build_unet(root / "unet"))
+        vae = _seeded(TINY_SEED + 1, lambda: _build_vae(root / "vae"))
+        sched_dir = root / "scheduler"
+        if not zero_context:
+            encoder = _seeded(TINY_SEED + 2, lambda: textmod.build_text_encoder(root / "text_encoder"))
+            source = textmod.CONTEXT_TINY
     else:
         path = Path(spec).expanduser()
         if path.is_dir():
-            unet, vae, scheduler = _load_folder(path)
-            text = _empty_prompt_embedding(path, identity, unet)
+            unet, vae, sched_dir = _load_folder(path)
+            if not zero_context:
+                if not (path / "text_encoder").is_dir():
+                    raise _no_text_encoder(path, "the folder has no text_encoder/")
+                encoder, source = textmod.load_folder_text_encoder(path), textmod.CONTEXT_FOLDER
         else:
-            unet, vae, scheduler = _load_single_file(path)
-            text = _fixed_text_embedding(unet)
+            unet, vae, encoder = load_single_file(path, zero_context=zero_context)
+            sched_dir = CONFIG_ROOT / "sd15" / "scheduler"
+            source = textmod.ZERO_CONTEXT if zero_context else textmod.CONTEXT_SINGLE_FILE
+    if zero_context or encoder is None:
+        text = zero_text_embedding(unet)
+    else:
+        text = _context(identity, source, encoder)
+        if text.shape[-1] != int(unet.config.cross_attention_dim):
+            raise InputError(f"--sd {spec}: the text encoder's width {text.shape[-1]} is not the UNet's "
+                             f"cross_attention_dim {unet.config.cross_attention_dim}")
+    del encoder
     if random_weights:
         unet = _reinit_unet(unet)
     scaling = float(getattr(vae.config, "scaling_factor", 0.18215))
-    sd = StableDiffusion(_freeze(unet), _freeze(vae), scheduler, text, identity, scaling, random_weights)
+    sd = StableDiffusion(_freeze(unet), _freeze(vae), _ddpm_scheduler(sched_dir), text, identity, scaling,
+                         random_weights, source, _scheduler_config(sched_dir))
     return sd.to(device=device, dtype=dtype)
 
 
 def build_sd15_random(device="cpu", dtype=torch.float32) -> StableDiffusion:
     """SD-1.5-sized UNet and VAE with random weights (benchmarks, parameter counts).
 
-    Pass device="meta" to get the structure without allocating ~1 GB of weights.
+    Pass device="meta" to get the structure without allocating ~1 GB of weights. The context is zeros:
+    there is no text encoder to run.
     """
     with torch.device(device):
         unet = _build_unet(CONFIG_ROOT / "sd15" / "unet")
         vae = _build_vae(CONFIG_ROOT / "sd15" / "vae")
-        text = _fixed_text_embedding(unet)
-    scheduler = _ddpm_scheduler(CONFIG_ROOT / "sd15" / "scheduler")
-    sd = StableDiffusion(_freeze(unet), _freeze(vae), scheduler, text, "sd15-random", 0.18215)
+        text = zero_text_embedding(unet)
+    sched = CONFIG_ROOT / "sd15" / "scheduler"
+    sd = StableDiffusion(_freeze(unet), _freeze(vae), _ddpm_scheduler(sched), text, "sd15-random", 0.18215,
+                         context_source=textmod.ZERO_CONTEXT, scheduler_config=_scheduler_config(sched))
     if str(device) != "meta":
         sd.to(dtype=dtype)
     return sd
@@ -305,3 +439,50 @@ def encode_latent_moments(vae, images: torch.Tensor) -> tuple[torch.Tensor, torc
     param = next(vae.parameters())
     dist = vae.encode(images.to(device=param.device, dtype=param.dtype)).latent_dist
     return dist.mean.float(), dist.logvar.float()
+
+
+def sd_from_env(sd: str | None) -> str | None:
+    """`--sd` as given, else $DFAKE_SD, else None (the callers that need an SD then stop with one line)."""
+    import os
+
+    return sd or os.environ.get("DFAKE_SD") or None
+
+
+def _single_file_keys(path: Path) -> list[str]:
+    if path.suffix.lower() == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                return list(f.keys())
+        except Exception as exc:
+            raise InputError(f"--sd {path}: not a readable safetensors file ({type(exc).__name__})") from exc
+    return list(read_single_file(path))
+
+
+def describe_sd(spec: str) -> dict:
+    """What an SD spec provides, without building models: kind, identity, UNet/VAE/text encoder, context source.
+
+    For a single file the tensor names are read (the safetensors header only) and counted per part.
+    """
+    identity = sd_identity(spec)
+    if spec == TINY_SPEC:
+        return {"sd": spec, "kind": "tiny (packaged config, seeded random weights)", "identity": identity,
+                "unet": "configs/tiny/unet", "vae": "configs/tiny/vae", "text_encoder": "configs/tiny/text_encoder",
+                "context_source": textmod.CONTEXT_TINY}
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        have = {c: (path / c).is_dir() for c in ("unet", "vae", "scheduler", "text_encoder", "tokenizer")}
+        return {"sd": str(path), "kind": "diffusers folder", "identity": identity,
+                **{c: (f"{c}/" if ok else "missing") for c, ok in have.items()},
+                "context_source": textmod.CONTEXT_FOLDER if have["text_encoder"] else
+                "none: no text_encoder/ (loading stops unless --zero-context)"}
+    keys = _single_file_keys(path)
+    count = lambda prefix: sum(k.startswith(prefix) for k in keys)  # noqa: E731
+    unet, vae, text = count(LDM_UNET_PREFIX), count(LDM_VAE_PREFIX), count(textmod.LDM_TEXT_PREFIX)
+    return {"sd": str(path), "kind": "single SD-1.5 file (LDM layout)", "identity": identity, "tensors": len(keys),
+            "unet": f"{unet} tensors (model.diffusion_model.*)" if unet else "missing",
+            "vae": f"{vae} tensors (first_stage_model.*)" if vae else "missing",
+            "text_encoder": f"{text} tensors (cond_stage_model.transformer.*)" if text else "missing",
+            "context_source": textmod.CONTEXT_SINGLE_FILE if text else
+            "none: no cond_stage_model.transformer.* (loading stops unless --zero-context)"}

@@ -21,9 +21,12 @@ from dfake_cli.runtime import PRECISIONS
 
 # Fields a resumed run may not change: they shape the model, the data order or the optimiser state.
 FIXED_ON_RESUME = (
-    "data", "backbone", "sd", "use_guide", "use_filter", "use_weight", "random_sd",
+    "data", "backbone", "sd", "use_guide", "use_filter", "use_weight", "random_sd", "zero_context", "weight_lr",
     "batch_size", "seed", "lambda_source", "lambda_target",
 )
+SELECTIONS = ("auc", "loss", "last")  # what picks best/: val frame AUC, val total loss, the latest validation
+# What a run's config.json records besides the options: where the model's parts came from.
+RECORDED = ("backbone_pretrained", "context_source", "sd_identity")
 
 
 @dataclass
@@ -34,8 +37,9 @@ class TrainConfig:
     run: Optional[str] = None               # run folder name; default: <timestamp>-<backbone>
     backbone: str = "efficientnet_b4"       # any timm model name
     backbone_weights: Optional[str] = None  # a local .safetensors/.pth for the backbone; None = random init
-    sd: str = "tiny"                        # "tiny" or a path to SD-1.5 weights
+    sd: Optional[str] = None                # "tiny" or a path to SD-1.5 weights; the api layer falls back to $DFAKE_SD
     random_sd: bool = False                 # ablation: SD UNet not pretrained
+    zero_context: bool = False              # ablation: zeros instead of the empty prompt's CLIP encoding
     use_guide: bool = True                  # False: the plain detector baseline (--no-guide)
     use_filter: bool = True
     use_weight: bool = True
@@ -45,18 +49,21 @@ class TrainConfig:
     steps: Optional[int] = None             # total steps of the run (overrides epochs when given)
     batch_size: int = 32
     lr: float = 1e-5
+    weight_lr: Optional[float] = None       # learning rate of the weight nets W_s/W_t (None: lr)
     weight_decay: float = 0.01
     precision: Optional[str] = None         # bf16 | fp32; default bf16 on CUDA, fp32 on CPU
     device: Optional[str] = None            # cpu | cuda | cuda:N; default cuda when available
     seed: int = 3407
     resume: bool = False
     low_memory: bool = False                # activation checkpointing (guide, frozen UNet, backbone): same numerics
-    # augmentation of the input face (probabilities; flips also flip the source/target latents)
+    # augmentation of the input face (probabilities). The paper's recipe: horizontal flip + CutOut; a flipped
+    # input trains against the latents of its flipped source/target faces (stored in the cache).
     flip: float = 0.5
-    color_jitter: float = 0.2               # max relative brightness/contrast/saturation change
-    gray: float = 0.1
-    noise: float = 0.1
-    cutout: float = 0.0
+    cutout: float = 0.5                     # a zeroed square of a quarter of the side
+    color_jitter: float = 0.0               # max relative brightness/contrast/saturation change (off: not in the paper)
+    gray: float = 0.0                       # (the official code: 0.1; not in the paper)
+    noise: float = 0.0                      # Gaussian pixel noise (the official code: 0.1; not in the paper)
+    select: str = "auc"                     # what picks best/: auc (val frame AUC) | loss (val total loss) | last
     # bookkeeping
     log_every: int = 10                     # steps between metrics.csv rows
     save_every: int = 500                   # steps between last/ checkpoints (plus epoch ends, end of run)
@@ -93,6 +100,10 @@ class TrainConfig:
                 raise bad(key, "must be at least 1")
         if not (math.isfinite(self.lr) and self.lr > 0):
             raise bad("lr", "must be a positive number such as 1e-5")
+        if self.weight_lr is not None and not (math.isfinite(self.weight_lr) and self.weight_lr > 0):
+            raise bad("weight_lr", "must be a positive number such as 1e-4")
+        if self.select not in SELECTIONS:
+            raise bad("select", f"must be one of {', '.join(SELECTIONS)}")
         for key in ("weight_decay", "lambda_source", "lambda_target"):
             if not (math.isfinite(getattr(self, key)) and getattr(self, key) >= 0):
                 raise bad(key, "must be a number >= 0")
@@ -107,7 +118,7 @@ class TrainConfig:
             self.backbone_weights = None
         if not self.backbone.strip():
             raise bad("backbone", "must name a timm model, e.g. efficientnet_b4")
-        if not self.sd.strip():
+        if self.sd is not None and not self.sd.strip():
             raise bad("sd", "must be 'tiny' or a path to Stable Diffusion 1.5 weights")
         return self
 
@@ -126,10 +137,12 @@ class TrainConfig:
         values.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_dict(values, origin="train options")
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, recorded: Mapping[str, Any] | None = None) -> None:
+        """Write the config (plus `recorded` facts of the run, RECORDED keys, which loading ignores)."""
         from dfake_cli.io import write_text_atomic
 
-        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        extra = {k: v for k, v in (recorded or {}).items() if k in RECORDED}
+        write_text_atomic(path, json.dumps({**self.to_dict(), **extra}, indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
@@ -137,7 +150,7 @@ class TrainConfig:
             values = json.loads(Path(path).read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read run config {path}: {exc}; the run folder is damaged") from None
-        return cls.from_dict(values, origin=str(path))
+        return cls.from_dict({k: v for k, v in values.items() if k not in RECORDED}, origin=str(path))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

@@ -226,6 +226,10 @@ def _resolve_run(config: TrainConfig, workspace: Workspace, info: DistInfo) -> P
 def _check_cache(config: TrainConfig, cache, path: Path) -> None:
     attrs = dict(cache.attrs)
     if config.use_guide:
+        if config.sd is None:
+            have = str(attrs.get("sd_identity", "")) or "unknown"
+            raise InputError(f"no Stable Diffusion given for a guided run (cache {path} was prepared with {have!r}): "
+                             "pass --sd PATH (or set $DFAKE_SD; 'tiny' for the demo SD), or --no-guide")
         if not getattr(cache, "has_latents", True):
             raise InputError(f"cache {path} has no SD latents (a test cache?); train on a training cache "
                              "prepared with --sd, or pass --no-guide")
@@ -246,7 +250,8 @@ def _build_model(config: TrainConfig, image_size: int, face_align: dict, device:
     from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig
     from dfake_cli.models.sd import load_stable_diffusion
 
-    sd = (load_stable_diffusion(config.sd, device=device, dtype=torch.float32, random_weights=config.random_sd)
+    sd = (load_stable_diffusion(config.sd, device=device, dtype=torch.float32, random_weights=config.random_sd,
+                                zero_context=config.zero_context)
           if config.use_guide else None)
     if resume_dir is not None:
         model = DiffusionFake.from_pretrained(resume_dir, sd=sd, device=device)
@@ -258,10 +263,25 @@ def _build_model(config: TrainConfig, image_size: int, face_align: dict, device:
         sd_identity=sd.identity if sd is not None else "", lambda_source=config.lambda_source,
         lambda_target=config.lambda_target, use_guide=config.use_guide, use_filter=config.use_filter,
         use_weight=config.use_weight, random_sd=config.random_sd, face_align=face_align,
-        gradient_checkpointing=config.low_memory,
+        gradient_checkpointing=config.low_memory, zero_context=config.zero_context,
+        backbone_pretrained=config.backbone_weights is not None,
     )
     model = DiffusionFake(mcfg, sd, backbone_weights=config.backbone_weights)
     return model.to(device)
+
+
+def _param_groups(model, config: TrainConfig) -> list[dict[str, Any]]:
+    """One AdamW group, or two with `weight_lr`: the weight nets (W_s, W_t) get their own learning rate.
+
+    A sigmoid weight net trained at the backbone's lr can saturate early and then barely move (its
+    gradient vanishes); a larger lr for it alone keeps W responsive (docs/training.md, Weight modules).
+    """
+    params = list(model.trainable_parameters())
+    if config.weight_lr is None or not config.use_guide or not config.use_weight:
+        return [{"params": params, "lr": config.lr}]
+    ids = {id(p) for net in (model.weight_s, model.weight_t) for p in net.parameters() if p.requires_grad}
+    return [{"params": [p for p in params if id(p) not in ids], "lr": config.lr},
+            {"params": [p for p in params if id(p) in ids], "lr": config.weight_lr}]
 
 
 # ----------------------------------------------------------------------------------------------- validation
@@ -335,9 +355,15 @@ def _val_rows(rows: np.ndarray, limit: int | None) -> np.ndarray:
     return rows[np.linspace(0, len(rows) - 1, limit).round().astype(np.int64)]
 
 
-def _selection_score(val: dict[str, Any]) -> float | None:
-    """Best = highest frame AUC (spec: model selection on the FF++ val split)."""
-    return val.get("auc")
+def _selection_score(val: dict[str, Any], select: str = "auc") -> float | None:
+    """Higher is better; ties go to the later validation. `select`: auc = val frame AUC (the default, model
+    selection on the FF++ val split), loss = the val total loss (lower wins), last = the latest validation."""
+    if select == "auc":
+        return val.get("auc")
+    if select == "loss":
+        loss = val.get("total", val.get("bce"))
+        return -float(loss) if loss is not None and np.isfinite(loss) else None
+    return 0.0
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -400,16 +426,18 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                              f"now {info.world_size}; resume with the same --nproc_per_node")
         best_auc = state.get("best_auc")
         best_step = state.get("best_step")
+        best_score = state.get("best_score", best_auc if config.select == "auc" else None)
 
         torch.manual_seed(_seed_of(config.seed, 0xB01D))  # model init: identical on every rank
         model = _build_model(config, image_size, face_align, device, last_dir if config.resume else None)
         model.train()
         params = list(model.trainable_parameters())
-        optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        groups = _param_groups(model, config)
+        optimizer = torch.optim.AdamW(groups, lr=config.lr, weight_decay=config.weight_decay)
         if config.resume:
             optimizer_from_flat(optimizer, state_tensors, state["optimizer"])
-            for group in optimizer.param_groups:  # a resumed run may change the learning rate
-                group["lr"] = config.lr
+            for group, fresh in zip(optimizer.param_groups, groups):  # a resumed run may change learning rates
+                group["lr"] = fresh["lr"]
                 group["weight_decay"] = config.weight_decay
             rng_from_flat(state_tensors, state["rng"])
         engine: torch.nn.Module = _LossModule(model)
@@ -420,7 +448,15 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
 
         if info.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            config.save(run_dir / "config.json")
+            config.save(run_dir / "config.json", recorded={
+                "backbone_pretrained": model.config.backbone_pretrained,
+                "context_source": model.config.context_source or None, "sd_identity": model.config.sd_identity or None,
+            })
+            if not config.resume and not model.config.backbone_pretrained:
+                from dfake_cli.console import err_console
+
+                err_console.print(f"[yellow]warning:[/] backbone {config.backbone} starts from random weights (no "
+                                  "--backbone-weights): the paper's recipe uses ImageNet-pretrained weights")
         barrier(info)
 
         def autocast():
@@ -433,6 +469,7 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                 "step": step, "epoch": step // plan.steps_per_epoch, "position": step % plan.steps_per_epoch,
                 "steps_per_epoch": plan.steps_per_epoch, "world_size": info.world_size,
                 "global_batch": plan.global_batch, "best_auc": best_auc, "best_step": best_step,
+                "best_score": best_score, "select": config.select,
                 "run": config.run, "precision": precision, "written_by_rank": info.rank,
             }
 
@@ -450,18 +487,18 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
         latents = config.use_guide
 
         def run_validation(step: int) -> None:
-            nonlocal best_auc, best_step, val_result
+            nonlocal best_auc, best_step, best_score, val_result
             if info.is_main:
                 if len(val_rows):
                     val_result = validate(model, val_inputs, val_rows, config, device, autocast, scaling, with_losses)
                 else:
                     val_result = {"faces": 0, "auc": None}
-                score = _selection_score(val_result)
-                improved = score is not None and (best_auc is None or score > best_auc)
+                score = _selection_score(val_result, config.select)
+                improved = score is not None and (best_score is None or score >= best_score)  # ties: later wins
                 if improved:
-                    best_auc, best_step = score, step
+                    best_score, best_auc, best_step = score, val_result.get("auc"), step
                     save_checkpoint(model, best_dir)
-                elif score is None and best_auc is None:  # no usable val split: best/ follows the latest
+                elif score is None and best_score is None:  # no usable val split: best/ follows the latest
                     best_step = step
                     save_checkpoint(model, best_dir)
                 row = {"step": step, "epoch": step / plan.steps_per_epoch, "phase": "val", **val_result,

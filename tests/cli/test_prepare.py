@@ -30,7 +30,7 @@ def _skeleton(root, splits=("train", "val", "test")):
 
 def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
     ws = tmp_path / "ws"
-    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--frames", "2", "--size", "64", "--limit", "1"]
+    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--sd", "tiny", "--frames", "2", "--size", "64", "--limit", "1"]
     code, out, err = run(args, capsys)
     assert code == 0, err
     assert "videos" in out and "2 prepared of 2" in out and "skipped videos" in out and "frames/s" in out
@@ -62,13 +62,13 @@ def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
 def test_errors_are_one_line_exit_2(tmp_path, capsys, setup, extra, expected):
     root = tmp_path / "FaceForensics++"
     setup(root)
-    code, out, err = run(["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(root)] + extra, capsys)
+    code, out, err = run(["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(root), "--sd", "tiny"] + extra, capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and expected in err and "Traceback" not in err
 
 
 def test_bad_option_values(tree, tmp_path, capsys):
-    base = ["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(tree)]
+    base = ["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(tree), "--sd", "tiny"]
     for extra, expected in ((["--frames", "0"], "--frames 0"), (["--size", "100"], "--size 100"),
                             (["--device", "tpu"], "--device tpu"), (["--name", "../x"], "invalid cache name")):
         code, _, err = run(base + extra, capsys)
@@ -89,7 +89,7 @@ def test_killed_run_resumes_to_the_same_cache(tree, tmp_path, capsys):
     from dfake_cli.data.prepare.testhooks import HALT_AFTER_SHARDS, HALTED_LINE
 
     ws = tmp_path / "ws"
-    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--frames", "2", "--size", "64"]
+    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--sd", "tiny", "--frames", "2", "--size", "64"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "DFAKE_NO_PROGRESS": "1", HALT_AFTER_SHARDS: "1"}
     proc = subprocess.Popen([sys.executable, "-m", "dfake_cli", *args, "--workers", "1"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -32,6 +32,8 @@ def test_train_no_guide_baseline_writes_a_run(ws, capsys):
     run_dir = ws / "runs" / "base"
     saved = json.loads((run_dir / "config.json").read_text())
     assert saved["use_guide"] is False and saved["backbone"] == "test_efficientnet" and saved["steps"] == 2
+    assert saved["backbone_pretrained"] is False and "starts from random weights" in err  # recorded and said
+    assert saved["color_jitter"] == 0.0 and saved["cutout"] == 0.5 and saved["flip"] == 0.5  # the paper's recipe
     assert (run_dir / "best" / "model.safetensors").is_file() and (run_dir / "last" / "trainer_state.json").is_file()
     assert (run_dir / "metrics.csv").read_text().startswith("step,epoch,phase,total")
     # --resume --steps 3 continues the same run to step 3
@@ -50,6 +52,8 @@ def test_train_no_guide_baseline_writes_a_run(ws, capsys):
         (["--config", "/nonexistent/x.toml"], "config file not found"),
         (["--resume", "--run", "never"], "no last/ checkpoint"),
         (["--sd", "/nonexistent/sd15.safetensors"], "--sd"),
+        ([], "no Stable Diffusion given for a guided run"),  # no --sd, no $DFAKE_SD: never a silent tiny SD
+        (["--sd", "tiny", "--select", "best"], "--select must be one of auc, loss, last"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(ws, capsys, args, needle):

@@ -17,6 +17,7 @@ from dfake_cli.data.datasets import get_parser
 from dfake_cli.data.faces import FaceAlignConfig, FaceExtractor
 from dfake_cli.data.video import frame_count, read_frames
 from dfake_cli.errors import InputError
+from dfake_cli.models.sd import TINY_IDENTITY
 from dfake_cli.sampledata.videoio import write_video
 
 FRAMES, SIZE = 4, 64
@@ -41,7 +42,7 @@ def prepared(tiny_ffpp_master, blank_frames, tmp_path_factory):
     shutil.copytree(tiny_ffpp_master, root)
     _add_bad_inputs(root, blank_frames)
     manifest = get_parser("ff++")(root)
-    result = prep.prepare_manifest(manifest, base / "data" / "ffpp.h5", frames=FRAMES, size=SIZE, training=True,
+    result = prep.prepare_manifest(manifest, base / "data" / "ffpp.h5", frames=FRAMES, size=SIZE, training=True, sd="tiny",
                                    progress=False)
     return root, manifest, result
 
@@ -147,7 +148,7 @@ def test_sample_data_builds_a_cache_with_right_pairs(tmp_path):
     """The shipped miniature (8 ids, three splits, 48-64 frames): a subset keeps the test short."""
     root = Path(__file__).resolve().parents[2] / "sample_data" / "FaceForensics++"
     manifest = get_parser("ff++")(root, methods="Deepfakes,Face2Face")
-    result = prep.prepare_manifest(manifest, tmp_path / "ffpp.h5", frames=3, size=SIZE, training=True, limit=1,
+    result = prep.prepare_manifest(manifest, tmp_path / "ffpp.h5", frames=3, size=SIZE, training=True, sd="tiny", limit=1,
                                    progress=False)
     assert result.skipped == {} and result.prepared == result.videos == 9
     assert assert_pairs_right(result.cache_path, manifest, SIZE) >= 5 * 3
@@ -168,7 +169,7 @@ def test_reals_are_their_own_pairs_and_latents_exist(prepared):
         assert mean.shape == (2, 4, SIZE // 8, SIZE // 8) and logvar.shape == mean.shape
         assert np.isfinite(mean).all()
         a = c.attrs
-        assert a["sd_identity"] == "tiny-v2-seed0" and a["frames_per_video"] == FRAMES and a["size"] == SIZE
+        assert a["sd_identity"] == TINY_IDENTITY and a["frames_per_video"] == FRAMES and a["size"] == SIZE
         assert a["margin"] == pytest.approx(1.3) and a["dfake_version"] and a["created"]
         assert json.loads(a["align"])["min_face_size"] == 32 and a["latent_scaling"] > 0
         # No duplicated (video, frame, role) inputs; every input frame index is one of the evenly spaced ones.
@@ -226,12 +227,12 @@ def test_rerun_is_fast_and_other_options_are_refused(prepared):
     _, manifest, result = prepared
     mtime = result.cache_path.stat().st_mtime_ns
     t0 = time.perf_counter()
-    again = prep.prepare_manifest(manifest, result.cache_path, frames=FRAMES, size=SIZE, training=True, progress=False)
+    again = prep.prepare_manifest(manifest, result.cache_path, frames=FRAMES, size=SIZE, training=True, sd="tiny", progress=False)
     assert again.already_prepared and time.perf_counter() - t0 < 5
     assert again.faces == result.faces and again.skipped == result.skipped
     assert result.cache_path.stat().st_mtime_ns == mtime
     with pytest.raises(InputError, match="different options.*frames 4 -> 5.*--name"):
-        prep.prepare_manifest(manifest, result.cache_path, frames=5, size=SIZE, training=True, progress=False)
+        prep.prepare_manifest(manifest, result.cache_path, frames=5, size=SIZE, training=True, sd="tiny", progress=False)
 
 
 def test_interrupted_run_resumes_without_duplicates(prepared, tmp_path, monkeypatch):
@@ -248,12 +249,12 @@ def test_interrupted_run_resumes_without_duplicates(prepared, tmp_path, monkeypa
 
     monkeypatch.setattr(prep.UnitWorker, "run", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
-        prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False)
+        prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, sd="tiny", progress=False)
     assert not out.exists() and len(list((tmp_path / "data" / "ffpp.parts").glob("*.npz"))) == 2
     monkeypatch.undo()
     (out.parent / ".ffpp.h5.k1ll3d.partial.tmp").write_bytes(b"an assembly killed half-way")
     # Resume in two worker processes: only the remaining units run.
-    res = prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, progress=False, workers=2)
+    res = prep.prepare_manifest(manifest, out, frames=FRAMES, size=SIZE, training=True, sd="tiny", progress=False, workers=2)
     assert res.processed_units == full.processed_units - 2 and not res.already_prepared
     assert sorted(p.name for p in out.parent.iterdir()) == ["ffpp.h5", "ffpp.skipped.csv"]
     with FaceCache(out) as c, FaceCache(full.cache_path) as ref:

@@ -7,6 +7,7 @@ import torch
 
 from dfake_cli.errors import InputError
 from dfake_cli.models import sd as sdmod
+from dfake_cli.models import text as textmod
 from dfake_cli.models.sd import build_sd15_random, encode_latent_moments, load_stable_diffusion, sd_identity
 
 
@@ -15,10 +16,16 @@ def test_tiny_is_seeded_and_frozen(tiny_sd):
     for a, b in ((tiny_sd.unet, again.unet), (tiny_sd.vae, again.vae)):
         sa, sb = a.state_dict(), b.state_dict()
         assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
-    assert tiny_sd.identity == "tiny-v2-seed0" == sd_identity("tiny")
+    assert tiny_sd.identity == "tiny-v3-seed0" == sd_identity("tiny")
     assert not any(p.requires_grad for p in tiny_sd.unet.parameters())
     assert not tiny_sd.unet.training and not tiny_sd.vae.training
-    assert tiny_sd.text_embedding.shape == (1, 77, 32) and not tiny_sd.text_embedding.any()
+    # the context is the seeded tiny CLIP text encoder's encoding of "" (the same path as SD-1.5's)
+    encoder = sdmod._seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
+    assert tiny_sd.text_embedding.shape == (1, 77, 32)
+    assert torch.equal(tiny_sd.text_embedding, textmod.encode_empty_prompt(encoder))
+    assert tiny_sd.text_embedding.std() > 0.5 and tiny_sd.context_source == textmod.CONTEXT_TINY
+    zero = load_stable_diffusion("tiny", zero_context=True)
+    assert not zero.text_embedding.any() and zero.context_source == textmod.ZERO_CONTEXT
     assert tiny_sd.scaling_factor == pytest.approx(0.18215)
     s = tiny_sd.scheduler.config
     assert s.beta_schedule == "scaled_linear" and s.num_train_timesteps == 1000
@@ -40,10 +47,16 @@ def test_random_weights_reinit_unet_only(tiny_sd):
     assert torch.equal(rnd.unet.conv_in.weight, again.unet.conv_in.weight)  # reproducible
 
 
-def _save_folder(sd, root):
+def _tiny_encoder():
+    return sdmod._seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
+
+
+def _save_folder(sd, root, text_encoder=True):
     sd.unet.save_pretrained(root / "unet")
     sd.vae.save_pretrained(root / "vae")
     sd.scheduler.save_pretrained(root / "scheduler")
+    if text_encoder:
+        _tiny_encoder().save_pretrained(root / "text_encoder")
 
 
 def test_diffusers_folder_round_trip(tiny_sd, tmp_path):
@@ -52,8 +65,28 @@ def test_diffusers_folder_round_trip(tiny_sd, tmp_path):
     assert torch.equal(loaded.unet.conv_in.weight, tiny_sd.unet.conv_in.weight)
     assert torch.equal(loaded.vae.decoder.conv_out.weight, tiny_sd.vae.decoder.conv_out.weight)
     assert loaded.identity.startswith("diffusers:") and loaded.identity == sd_identity(str(tmp_path / "sd"))
-    # no text encoder: the documented fixed tensor
-    assert loaded.text_embedding.shape == (1, 77, 32) and not loaded.text_embedding.any()
+    # the folder's text_encoder/ encodes the empty prompt (no tokenizer/ needed)
+    assert torch.equal(loaded.text_embedding, tiny_sd.text_embedding)
+    assert loaded.context_source == textmod.CONTEXT_FOLDER
+    info = sdmod.describe_sd(str(tmp_path / "sd"))
+    assert info["text_encoder"] == "text_encoder/" and info["context_source"] == textmod.CONTEXT_FOLDER
+
+
+def test_folder_without_text_encoder_stops_unless_zero_context(tiny_sd, tmp_path):
+    _save_folder(tiny_sd, tmp_path / "sd", text_encoder=False)
+    with pytest.raises(InputError, match="no text-encoder weights .*--zero-context") as err:
+        load_stable_diffusion(str(tmp_path / "sd"))
+    assert "\n" not in str(err.value)
+    zero = load_stable_diffusion(str(tmp_path / "sd"), zero_context=True)
+    assert not zero.text_embedding.any()
+    assert sdmod.describe_sd(str(tmp_path / "sd"))["context_source"].startswith("none")
+
+
+def test_ddim_keeps_set_alpha_to_one_from_the_sd_config(tiny_sd):
+    ddim = tiny_sd.ddim_scheduler()
+    assert ddim.config.set_alpha_to_one is False  # SD-1.5's scheduler config (DDIM's own default is True)
+    ddim.set_timesteps(50)
+    assert float(ddim.final_alpha_cumprod) == pytest.approx(float(tiny_sd.scheduler.alphas_cumprod[0]))
 
 
 def test_folder_missing_component_is_one_clear_line(tiny_sd, tmp_path):
@@ -115,6 +148,7 @@ def test_fp16_variant_folder_with_a_pndm_scheduler(tiny_sd, tmp_path):
     root = tmp_path / "sd16"
     tiny_sd.unet.save_pretrained(root / "unet", variant="fp16")
     tiny_sd.vae.save_pretrained(root / "vae", variant="fp16")
+    _tiny_encoder().save_pretrained(root / "text_encoder")
     (root / "scheduler").mkdir()
     (root / "scheduler" / "scheduler_config.json").write_text(json.dumps({
         "_class_name": "PNDMScheduler", "beta_start": 0.00085, "beta_end": 0.012,

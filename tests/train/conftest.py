@@ -85,7 +85,7 @@ def workspace(tmp_path, cache_file) -> Workspace:
 
 def tiny_config(**overrides) -> TrainConfig:
     """A model small enough for a 2-core CPU: tiny SD, timm's test_efficientnet, 64 px faces."""
-    values = dict(backbone="test_efficientnet", batch_size=4, lr=1e-3, steps=2, run="t", log_every=1,
+    values = dict(sd="tiny", backbone="test_efficientnet", batch_size=4, lr=1e-3, steps=2, run="t", log_every=1,
                   save_every=1000, prefetch=2)
     values.update(overrides)
     return TrainConfig(**values).validated()

@@ -16,7 +16,7 @@ def test_two_gloo_processes_keep_identical_replicas(workspace):
     env.pop("WORLD_SIZE", None)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        "-m", "dfake_cli", "--workspace", str(workspace.root), "train", "--backbone", "test_efficientnet",
+        "-m", "dfake_cli", "--workspace", str(workspace.root), "train", "--sd", "tiny", "--backbone", "test_efficientnet",
         "--batch-size", "2", "--steps", "3", "--lr", "1e-3", "--run-name", "ddp", "--device", "cpu",
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)

@@ -180,7 +180,9 @@ def _prepare(
     if training:
         from dfake_cli.models.sd import sd_identity
 
-        sd = sd or "tiny"
+        if sd is None:
+            raise InputError("a training cache needs a Stable Diffusion for its latents: pass --sd PATH (or set "
+                             "$DFAKE_SD; 'tiny' for the demo SD)")
         sd_id = sd_identity(sd)
     selected = select_items(manifest.items, limit)
     options = cache_options(manifest, selected, frames, config, training, sd_id, limit)
