@@ -31,29 +31,62 @@ def _create_timm(name: str, image_size: int) -> nn.Module:
         return timm.create_model(name, **kwargs)
 
 
-def load_backbone_weights(model: nn.Module, path: str | Path) -> int:
-    """Load local encoder weights (safetensors, or .pth/.pt via weights_only=True); returns tensors loaded."""
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise InputError(f"--backbone-weights {p}: not found")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
+def _filter_fn(model: nn.Module):
+    """timm's own checkpoint filter for the model's family (e.g. a ViT's pos_embed resampled to the model's
+    grid, original TF/official key layouts remapped), or None when the family has none."""
+    import sys
 
-        state = load_file(str(p))
-    else:
-        try:
-            state = torch.load(str(p), map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise InputError(f"--backbone-weights {p}: not a weights-only checkpoint ({type(exc).__name__})") from exc
-        for key in ("state_dict", "model"):
-            if isinstance(state, dict) and isinstance(state.get(key), dict):
-                state = state[key]
+    module = sys.modules.get(type(model).__module__)
+    return getattr(module, "checkpoint_filter_fn", None)
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path, name: str = "") -> int:
+    """Load local encoder weights through timm's path; returns the number of tensors loaded.
+
+    The file (safetensors, or .pth/.pt/.bin read with weights_only=True, plain or under state_dict/model/EMA
+    keys) is read with timm's `load_state_dict` and passed through the family's `checkpoint_filter_fn`
+    (a ViT saved at 224 px gets its position embedding resampled to the training size). The classifier
+    head (timm's `pretrained_cfg["classifier"]`) is dropped: the detector has its own. Every other tensor
+    must match the backbone by name and shape, and every backbone tensor must be filled (BatchNorm's
+    num_batches_tracked aside); otherwise one line gives the counts. Nothing is loaded silently in part.
+    """
+    from timm.models import load_state_dict
+
+    p = Path(path).expanduser()
+    flag = "--backbone-weights"
+    if not p.is_file():
+        raise InputError(f"{flag} {p}: not found")
+    try:
+        state = load_state_dict(str(p), use_ema=False, weights_only=True)
+    except Exception as exc:
+        raise InputError(f"{flag} {p}: not a weights-only checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise InputError(f"{flag} {p}: not a state dict of tensors")
+    head = str(getattr(model, "pretrained_cfg", {}).get("classifier") or "")
+    heads = tuple(h for h in (head, "fc", "classifier", "head") if h)
     own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if not matched:
-        raise InputError(f"--backbone-weights {p}: no tensor matches the backbone's names and shapes")
-    model.load_state_dict(matched, strict=False)
-    return len(matched)
+    filt = _filter_fn(model)
+    if filt is not None:
+        try:
+            state = filt(state, model)
+        except Exception as exc:  # a file of another family: the filter cannot make sense of it
+            raise InputError(f"{flag} {p}: timm's {type(model).__name__} checkpoint filter cannot read it "
+                             f"({type(exc).__name__}); are these {name or 'backbone'} weights?") from exc
+    is_head = lambda k: k not in own and any(k == h or k.startswith(h + ".") for h in heads)  # noqa: E731
+    state = {k: v for k, v in state.items() if not is_head(k)}
+    optional = lambda k: k.endswith("num_batches_tracked")  # noqa: E731
+    missing = sorted(k for k in own if k not in state and not optional(k))
+    unexpected = sorted(k for k in state if k not in own)
+    wrong = sorted(k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or wrong:
+        example = (missing or unexpected or wrong)[0]
+        raise InputError(
+            f"{flag} {p}: {len(missing) + len(wrong)} of {len(own)} backbone tensors unmatched ({len(missing)} "
+            f"missing, {len(wrong)} of another shape) and {len(unexpected)} unexpected in the file (e.g. "
+            f"{example}); pass weights of --backbone {name or '?'} (classifier head aside, every tensor must fit)"
+        )
+    model.load_state_dict(state, strict=False)
+    return len(state)
 
 
 def _parameters_in_graph(out: torch.Tensor) -> set[int]:
@@ -82,7 +115,7 @@ class Encoder(nn.Module):
         self.image_size = image_size
         self.model = _create_timm(name, image_size)
         if weights is not None:
-            load_backbone_weights(self.model, weights)
+            load_backbone_weights(self.model, weights, name)
         self.prefix_tokens = int(getattr(self.model, "num_prefix_tokens", 0) or 0)
         self.nhwc = getattr(self.model, "output_fmt", "NCHW") == "NHWC"
         was_training = self.model.training

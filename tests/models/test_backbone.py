@@ -38,18 +38,56 @@ def test_preprocess_normalises_and_resizes():
         preprocess_images(np.zeros((2, 32, 32), np.uint8), 64, (0.5,) * 3, (0.5,) * 3)
 
 
-def test_local_backbone_weights(tmp_path):
+def _save(state, path):
     from safetensors.torch import save_file
 
-    src = Encoder("resnet34", 64)
-    path = tmp_path / "r34.safetensors"
-    save_file({k: v.contiguous() for k, v in src.model.state_dict().items()}, str(path))
-    dst = Encoder("resnet34", 64, weights=path)
-    assert torch.equal(dst.model.conv1.weight, src.model.conv1.weight)
-    bad = tmp_path / "bad.safetensors"
-    save_file({"x": torch.zeros(1)}, str(bad))
-    with pytest.raises(InputError, match="no tensor matches"):
-        Encoder("resnet34", 64, weights=bad)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    return path
+
+
+def test_local_backbone_weights_load_whole_with_the_classifier_dropped(tmp_path):
+    import timm
+
+    src = timm.create_model("resnet18", pretrained=False, num_classes=1000)  # an ImageNet-style file, fc included
+    path = _save(src.state_dict(), tmp_path / "r18.safetensors")
+    dst = Encoder("resnet18", 64, weights=path)
+    own = dst.model.state_dict()
+    assert all(torch.equal(own[k], src.state_dict()[k]) for k in own)
+    bad = _save({"x": torch.zeros(1)}, tmp_path / "bad.safetensors")
+    with pytest.raises(InputError, match="unexpected in the file"):
+        Encoder("resnet18", 64, weights=bad)
+
+
+def test_a_partial_or_foreign_file_is_refused_with_counts(tmp_path):
+    import timm
+
+    state = timm.create_model("resnet18", pretrained=False).state_dict()
+    short = dict(state)
+    short.pop("layer1.0.conv1.weight")
+    with pytest.raises(InputError, match=r"1 of \d+ backbone tensors unmatched \(1 missing, 0 of another shape\)") as err:
+        Encoder("resnet18", 64, weights=_save(short, tmp_path / "short.safetensors"))
+    assert "\n" not in str(err.value) and "--backbone resnet18" in str(err.value)
+    with pytest.raises(InputError, match="backbone tensors unmatched"):  # resnet18 weights for resnet34
+        Encoder("resnet34", 64, weights=_save(state, tmp_path / "r18.safetensors"))
+
+
+def test_vit_weights_saved_at_224_are_resampled_by_timms_filter(tmp_path):
+    import timm
+    from timm.layers import resample_abs_pos_embed
+
+    src = timm.create_model("test_vit", pretrained=False, img_size=224, num_classes=10)
+    path = _save(src.state_dict(), tmp_path / "vit224.safetensors")
+    enc = Encoder("test_vit", 256, weights=path)  # 14x14 -> 16x16 patch grid
+    got = enc.model.pos_embed.detach()
+    want = resample_abs_pos_embed(src.pos_embed.detach(), new_size=(16, 16), num_prefix_tokens=enc.prefix_tokens)
+    assert got.shape == want.shape and src.pos_embed.shape != got.shape
+    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.equal(enc.model.patch_embed.proj.weight, src.patch_embed.proj.weight)
+
+
+def test_the_papers_backbone_name_builds():
+    enc = Encoder("tf_efficientnet_b4.ns_jft_in1k", 64)
+    assert enc.channels == 1792 and enc.grid == (2, 2)
 
 
 def test_head_parts_after_pooling_are_frozen():
