@@ -32,7 +32,7 @@ def _ffpp_command(
     compression: Annotated[str, typer.Option("--compression", "-c", help="raw | c23 | c40.")] = "c23",
     methods: Annotated[Optional[str], typer.Option(
         "--methods", help="Comma-separated methods, e.g. Deepfakes,FaceSwap. Default: the four classic "
-        "methods, plus FaceShifter when present.", show_default=False)] = None,
+        "methods (the paper's training set); FaceShifter only when named.", show_default=False)] = None,
     frames: Annotated[int, typer.Option("--frames", help="Evenly spaced frames per video (all when shorter).")] = 32,
     size: Annotated[int, typer.Option("--size", help="Face crop size in pixels.")] = DEFAULT_SIZE,
     margin: Annotated[float, typer.Option(

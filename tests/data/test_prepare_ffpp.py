@@ -319,3 +319,31 @@ def test_mask_video_picks_the_manipulated_face(tmp_path):
         # Where the crop centre comes from in the frame: the left face without the mask, the right one with it.
         inv = [cv2.invertAffineTransform(x.astype(np.float64)) @ np.array([SIZE / 2, SIZE / 2, 1]) for x in m]
         assert all(x[0] < 160 for x in inv[:2]) and all(x[0] > 200 for x in inv[2:])
+
+
+def test_a_fake_longer_than_its_target_is_skipped_with_a_reason(tiny_ffpp, tmp_path):
+    from dfake_cli.data.prepare.units import plan_units
+
+    fake = tiny_ffpp / "manipulated_sequences" / "Deepfakes" / "c23" / "videos" / "000_001.mp4"
+    frames, _ = read_frames(fake)
+    write_video(fake, np.concatenate([frames, frames[:3]]))  # 3 frames past the end of target 000
+    manifest = get_parser("ff++")(tiny_ffpp)
+    skipped: list = []
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    units, _ = plan_units(manifest, manifest.items, 4, True, parts, skipped)
+    reasons = {vid: (reason, detail) for vid, _, reason, detail in skipped}
+    reason, detail = reasons["FaceForensics++/Deepfakes/000_001"]
+    assert reason == "longer than its target" and detail == f"{len(frames) + 3} frames, target FaceForensics++/youtube/000 has {len(frames)}"
+    assert "FaceForensics++/Deepfakes/001_000" in {u.item.video_id for u in units}  # the other fake is kept
+
+
+def test_faceshifter_joins_only_when_named(tiny_ffpp):
+    fs = tiny_ffpp / "manipulated_sequences" / "FaceShifter" / "c23" / "videos"
+    fs.mkdir(parents=True)
+    shutil.copy(tiny_ffpp / "manipulated_sequences" / "Deepfakes" / "c23" / "videos" / "000_001.mp4", fs)
+    default = get_parser("ff++")(tiny_ffpp)
+    assert {i.method for i in default.items} == {"youtube", "Deepfakes"}
+    assert any("FaceShifter present but not prepared" in n for n in default.notes)
+    named = get_parser("ff++")(tiny_ffpp, methods="Deepfakes,FaceShifter")
+    assert "FaceShifter" in {i.method for i in named.items}

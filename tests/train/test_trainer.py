@@ -175,3 +175,25 @@ def test_a_saturated_w_warns_once(workspace, monkeypatch, capsys):
     train(tiny_config(run="sat", steps=4, log_every=2, val_losses=False), workspace)
     err = capsys.readouterr().err
     assert err.count("W_t stayed saturated") == 1 and "W_s stayed saturated" not in err
+
+
+def test_selection_scores_rank_as_documented():
+    from dfake_cli.train.trainer import _selection_score
+
+    assert _selection_score({"auc": 0.9}, "auc") == 0.9 and _selection_score({"auc": None}, "auc") is None
+    assert _selection_score({"total": 0.2}, "loss") > _selection_score({"total": 0.3}, "loss")
+    assert _selection_score({"bce": 0.2}, "loss") == -0.2  # --no-guide: the loss is the BCE
+    assert _selection_score({}, "last") == 0.0  # every validation ties, and ties go to the later one
+
+
+def test_select_last_keeps_the_latest_validation_and_weight_lr_gets_its_own_group(workspace):
+    result = train(tiny_config(run="sel", steps=12, select="last", use_guide=False), workspace)  # 6 steps/epoch
+    assert result.best_step == 12
+    state = json.loads((result.last_dir / "trainer_state.json").read_text())
+    assert state["select"] == "last" and state["best_step"] == 12
+    with pytest.raises(InputError, match="--select must be one of auc, loss, last"):
+        tiny_config(select="best")
+    guided = train(tiny_config(run="wlr", steps=1, weight_lr=0.05, val_losses=False), workspace)
+    groups = json.loads((guided.last_dir / "trainer_state.json").read_text())["optimizer"]["param_groups"]
+    n_weight = sum(p.numel() > 0 for net in (guided.model.weight_s, guided.model.weight_t) for p in net.parameters())
+    assert [g["lr"] for g in groups] == [1e-3, 0.05] and len(groups[1]["params"]) == n_weight

@@ -89,10 +89,15 @@ def parse_ffpp(
     notes: list[str] = []
     wanted = _parse_methods(methods)
     if wanted is None:
-        chosen = [m for m in CLASSIC_METHODS + OPTIONAL_METHODS if method_dir(m).is_dir()]
+        # The paper trains on the four classic methods; FaceShifter (and others) only when named.
+        chosen = [m for m in CLASSIC_METHODS if method_dir(m).is_dir()]
         for m in CLASSIC_METHODS:
             if m not in chosen:
                 notes.append(f"method {m} not found ({method_dir(m)}): not prepared")
+        for m in OPTIONAL_METHODS:
+            if method_dir(m).is_dir():
+                notes.append(f"method {m} present but not prepared (the paper's recipe is the four classic "
+                             f"methods): name it in --methods to include it")
     else:
         for m in wanted:
             if not method_dir(m).is_dir():

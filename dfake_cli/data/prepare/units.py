@@ -129,6 +129,11 @@ def plan_units(
             skipped.append((item.video_id, str(item.path), "original unreadable",
                             f"{broken[0].path}: {bad(broken[0])}"))
             continue
+        f_count, t_count = int(counts[str(item.path)]), int(counts[str(target.path)])
+        if f_count > t_count:  # its frames past the target's end have no pixel-aligned target face
+            skipped.append((item.video_id, str(item.path), "longer than its target",
+                            f"{f_count} frames, target {target.video_id} has {t_count}"))
+            continue
         s_count = int(counts[str(source.path)])
         src_unit = originals.setdefault(source.video_id, Unit(source, False, indices=[]))
         src_unit.source_indices = sorted(set(src_unit.source_indices) | {min(i, s_count - 1) for i in own})
