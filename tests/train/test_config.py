@@ -13,7 +13,19 @@ def test_defaults_follow_spec_part_0():
     c = TrainConfig().validated()
     assert (c.lr, c.weight_decay, c.batch_size, c.epochs) == (1e-5, 0.01, 32, 20)
     assert (c.lambda_source, c.lambda_target) == (0.7, 1.0)
-    assert c.backbone == "efficientnet_b4" and c.sd == "tiny" and c.use_guide and c.steps is None
+    assert c.backbone == "efficientnet_b4" and c.sd is None and c.use_guide and c.steps is None  # --sd / $DFAKE_SD
+    # the paper's augmentation (flip + CutOut) and model selection (val frame AUC)
+    assert (c.flip, c.cutout, c.color_jitter, c.gray, c.noise, c.select) == (0.5, 0.5, 0.0, 0.0, 0.0, "auc")
+
+
+def test_recorded_facts_are_saved_and_ignored_on_load(tmp_path):
+    c = TrainConfig(sd="tiny").validated()
+    c.save(tmp_path / "config.json", recorded={"backbone_pretrained": False, "context_source": "x", "other": 1})
+    import json
+
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["backbone_pretrained"] is False and saved["context_source"] == "x" and "other" not in saved
+    assert TrainConfig.load(tmp_path / "config.json") == c
 
 
 def test_toml_gives_defaults_and_flags_override(tmp_path):
