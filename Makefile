@@ -9,12 +9,13 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo demo-sbi bench sample-data clean help
+.PHONY: install test fuzz demo demo-sbi bench sample-data clean help
 
 help:
 	@echo "make demo   - prepare -> train -> eval -> reconstruct on sample_data with the tiny SD"
 	@echo "make demo-sbi - the same detector trained on self-blended fakes of the reals only, beside make demo's"
 	@echo "make test   - run the test suite (installs first if needed)"
+	@echo "make fuzz   - the hostile-input fuzz tests with many more examples (nightly; ~30 min)"
 	@echo "make bench  - quick CPU benchmarks (dfake bench --quick)"
 	@echo "make install / sample-data / clean"
 
@@ -29,6 +30,9 @@ $(STAMP): pyproject.toml
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/reliability/test_fuzz.py
 
 demo: $(STAMP)
 	$(PY) -m dfake_cli.demo

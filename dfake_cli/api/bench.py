@@ -44,6 +44,12 @@ def run_bench(
 
     if part != "all" and part not in PARTS:
         raise InputError(f"bench part {part!r}: use one of {', '.join(PARTS)} or all")
+    if out and Path(out).is_dir():  # checked before minutes of measuring, not when appending the rows
+        raise InputError(f"--out {out} is a folder; pass a JSON-lines file, e.g. {Path(out) / 'bench.jsonl'}")
+    if options.device not in (None, "", "auto"):
+        from dfake_cli.runtime import check_device
+
+        check_device(options.device)
     env = environment(options.torch_device)
     result = BenchResult(environment=env, quick=options.quick, out=Path(out) if out else None)
     if on_start is not None:

@@ -77,7 +77,11 @@ def score_file(path: Path, detector, extractor, frames: int) -> FileScore:
             faces = extractor.track(clip)
             crops = [extractor.align(f, face)[0] for f, face in zip(clip, faces) if face is not None]
         else:
-            found = extractor.extract_image(read_image(path))
+            image = read_image(path)
+            if extractor.too_small(*image.shape[:2]):
+                row.status = f"too small: {image.shape[1]}x{image.shape[0]} px cannot hold a face"
+                return row
+            found = extractor.extract_image(image)
             crops = [found[0]] if found is not None else []
     except VideoReadError as exc:
         row.status = f"unreadable: {exc}"
@@ -102,6 +106,7 @@ def run_detect(
 
     if frames < 1:
         raise InputError(f"--frames {frames}: use at least 1")
+    dev = check_device(device)  # checked before anything is read or loaded
     ckpt = resolve_checkpoint(workspace, checkpoint)
     if ckpt is None:
         raise InputError(
@@ -110,7 +115,6 @@ def run_detect(
     files = expand_paths(paths)
     if not files:
         raise InputError("no images or videos found in the given paths")
-    dev = check_device(device)
     detector = Detector.from_pretrained(ckpt, device=dev)
     extractor = FaceExtractor(FaceAlignConfig.from_dict(detector.face_align), device=dev)
     result = DetectResult(checkpoint=str(ckpt))

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
 from dfake_cli.errors import InputError
-from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
-from dfake_cli.workspace import Workspace, validate_name
+from dfake_cli.data.prepare.engine import check_options
+from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE, check_device
+from dfake_cli.workspace import Workspace, hold_lock, validate_name
 
 if TYPE_CHECKING:
     from dfake_cli.data.prepare import PrepareResult
@@ -45,13 +46,17 @@ def prepare_ffpp(
         raise InputError("--sd: the training cache's latents need a Stable Diffusion: pass --sd PATH (an SD-1.5 "
                          "file or diffusers folder), set $DFAKE_SD, or --sd tiny for the demo's random tiny SD")
     name = validate_name(name, "cache name")
+    check_options(frames, size, margin, workers)
+    if device != "cpu":
+        check_device(device)
     manifest = get_parser("ffpp")(root, compression=compression, methods=methods)
     workspace.ensure()
-    return prepare_manifest(
-        manifest, workspace.cache_path(name), frames=frames, size=size, margin=margin, device=device,
-        workers=workers, limit=limit, training=True, sd=sd, skipped_csv=workspace.skipped_path(name),
-        progress=progress,
-    )
+    with hold_lock(workspace.cache_lock(name), f"prepare of {name!r}"):
+        return prepare_manifest(
+            manifest, workspace.cache_path(name), frames=frames, size=size, margin=margin, device=device,
+            workers=workers, limit=limit, training=True, sd=sd, skipped_csv=workspace.skipped_path(name),
+            progress=progress,
+        )
 
 
 def default_cache_name(dataset: str, root: str | Path) -> str:
@@ -84,22 +89,46 @@ def prepare_testset(
     WildDeepfake frames are extracted next to the cache (`<name>.extract/`, only the frames used) and
     removed once the cache is complete; an interrupted run reuses what was already extracted.
     """
-    from dfake_cli.data.datasets import get_parser
-    from dfake_cli.data.prepare import prepare_manifest
-
     if dataset not in TESTSETS:
         raise InputError(f"test set {dataset!r}: use one of {', '.join(TESTSETS)}")
     cache_name = validate_name(name or default_cache_name(dataset, root), "--name")
     workspace.ensure()
-    size, margin, _ = alignment_defaults(workspace, size, margin)
+    # One preparation per cache name: the lock covers WildDeepfake's extraction folder too.
+    with hold_lock(workspace.cache_lock(cache_name), f"prepare of {cache_name!r}"):
+        return _prepare_testset(workspace, dataset, root, cache_name, name, frames, size, margin, device, workers,
+                                limit, progress, parser_options)
+
+
+def _prepare_testset(workspace: Workspace, dataset: str, root: str | Path, cache_name: str, name: Optional[str],
+                     frames: int, size: Optional[int], margin: Optional[float], device: str, workers: int,
+                     limit: Optional[int], progress: bool, parser_options: dict) -> "PrepareResult":
+    from dfake_cli.data.datasets import get_parser
+    from dfake_cli.data.prepare import prepare_manifest
+
+    given = {"size": size, "margin": margin}
+    size, margin, origin = alignment_defaults(workspace, size, margin)
+    inherited = [k for k, v in given.items() if v is None]
+    check_options(frames, size, margin, workers,
+                  f"{' and '.join(inherited)} {origin}; pass --{inherited[0]}" if inherited and origin != "defaults" else "")
+    if device != "cpu":
+        check_device(device)
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit {limit}: must be >= 1")
     extract_dir = None
     if dataset == "wdf":
         extract_dir = workspace.data_dir / f"{cache_name}.extract"
         parser_options = {**parser_options, "extract_dir": extract_dir, "frames": frames}
     if dataset == "folder" and name:
         parser_options = {**parser_options, "name": name}  # --name also names the dataset in the report
-    manifest = get_parser(dataset)(root, **parser_options)
+    try:
+        manifest = get_parser(dataset)(root, **parser_options)
+    except Exception:  # a refused tree leaves no half-extracted frames behind (Ctrl-C keeps them: resumable)
+        if extract_dir is not None:
+            shutil.rmtree(extract_dir, ignore_errors=True)
+        raise
     if not manifest.items:
+        if extract_dir is not None:
+            shutil.rmtree(extract_dir, ignore_errors=True)
         raise InputError(f"{root}: no usable {manifest.dataset} video found ({len(manifest.skipped)} skipped: "
                          f"{_reasons(manifest.skipped)}); check the folder layout (docs/evaluation.md)")
     result = prepare_manifest(

@@ -66,6 +66,7 @@ def run_reconstruct(
         raise InputError(f"--seeds {seeds}: use at least 1")
     if steps < 1:
         raise InputError(f"--steps {steps}: use at least 1")
+    dev = check_device(device)  # checked before anything is read or loaded
     out_path = Path(out) if out else None
     if out_path is not None and out_path.suffix.lower() != ".png":
         raise InputError(f"--out {out_path}: use a .png file name")
@@ -74,7 +75,9 @@ def run_reconstruct(
         picture = read_image(path)
     except VideoReadError as exc:
         raise InputError(f"{path}: {exc}") from exc
-    dev = check_device(device)
+    if FaceExtractor(FaceAlignConfig()).too_small(*picture.shape[:2]):  # before loading any model
+        raise InputError(f"{path}: {picture.shape[1]}x{picture.shape[0]} px is too small to hold a face; "
+                         "pass a photo with a clearly visible face")
     model, ckpt = load_model_for(workspace, checkpoint, sd, dev)
     align = {"margin": DEFAULT_MARGIN, **model.config.face_align, "size": model.config.image_size}
     found = FaceExtractor(FaceAlignConfig.from_dict(align), device=dev).extract_image(picture)

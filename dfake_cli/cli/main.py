@@ -85,6 +85,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         rc = command.main(args=args, prog_name="dfake", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0
+        if code == 130:  # typer turns Ctrl-C into a returned 130 (commands never return it themselves)
+            typer.echo(_INTERRUPTED, err=True)
     except typer.Exit as exc:
         code = exc.exit_code
         if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)

@@ -254,6 +254,15 @@ class FaceExtractor:
         long_side = max(h, w)
         return min(1.0, self.config.detect_size / long_side) if long_side > 0 else 1.0
 
+    def too_small(self, h: int, w: int) -> bool:
+        """True when no face of at least `min_face_size` px can fit in the detection copy of an h x w frame.
+
+        MTCNN's image pyramid is empty for such a frame (a 6x6 icon, a 30000x2 strip) and it fails with
+        `torch.cat(): expected a non-empty list`; such a frame simply has no face.
+        """
+        scale = self._scale_for(h, w)
+        return min(h, w) * scale < self.config.min_face_size
+
     def detect(self, frames: np.ndarray | Sequence[np.ndarray], min_size: float | None = None) -> list[list[Face]]:
         """All faces (probability >= min_confidence) in each uint8 RGB frame, in frame coordinates.
 
@@ -270,6 +279,10 @@ class FaceExtractor:
             j = i + 1
             while j < len(frames) and j - i < self.config.batch_size and frames[j].shape[:2] == (h, w):
                 j += 1
+            if self.too_small(h, w):
+                out.extend([] for _ in range(j - i))
+                i = j
+                continue
             scale = self._scale_for(h, w)
             if scale < 1.0:
                 size = (max(1, round(w * scale)), max(1, round(h * scale)))

@@ -26,7 +26,10 @@ def is_checkpoint_dir(path: Path) -> bool:
 
 def checkpoint_of_run(run_dir: Path) -> Path | None:
     """best/ if it is a checkpoint, else last/, else None."""
+    from dfake_cli.io import recover_swap
+
     for sub in ("best", "last"):
+        recover_swap(run_dir / sub)  # a save killed between its two renames (no atomic exchange here)
         if is_checkpoint_dir(run_dir / sub):
             return run_dir / sub
     return None

@@ -66,8 +66,34 @@ class DiffusionFakeConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "DiffusionFakeConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        """Build from a JSON object; a value of the wrong type is one InputError naming the field."""
+        if not isinstance(data, dict):
+            raise InputError(f"expected a JSON object, got {type(data).__name__}")
+        defaults = cls()
+        out = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value, default = data[f.name], getattr(defaults, f.name)
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+            elif isinstance(default, str):
+                ok = isinstance(value, str)
+            elif isinstance(default, tuple):
+                ok = isinstance(value, (list, tuple)) and all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+            elif isinstance(default, dict):
+                ok = isinstance(value, dict)
+            else:
+                ok = True
+            if not ok:
+                raise InputError(f"field {f.name!r} is {value!r}; expected a {type(default).__name__} like {default!r}")
+            out[f.name] = value
+        return cls(**out)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2)
@@ -83,5 +109,8 @@ class DiffusionFakeConfig:
             return cls.from_json(path.read_text())
         except FileNotFoundError as exc:
             raise InputError(f"{path} not found: not a dfake checkpoint folder") from exc
-        except (json.JSONDecodeError, TypeError) as exc:
-            raise InputError(f"{path}: not a valid dfake model config ({exc})") from exc
+        except InputError as exc:
+            raise InputError(f"{path}: not a valid dfake model config ({exc})") from None
+        except (ValueError, TypeError, OSError) as exc:  # malformed JSON, undecodable bytes, ...
+            detail = " ".join(str(exc).split())[:120]
+            raise InputError(f"{path}: not a valid dfake model config ({detail})") from None

@@ -19,6 +19,38 @@ from dfake_cli.runtime import DEFAULT_MARGIN
 
 
 
+def _read_config(path: Path) -> dict:
+    """A checkpoint's JSON config with the keys the detector needs, well typed; else one InputError naming it."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not valid JSON ({' '.join(str(exc).split())[:100]}); export the checkpoint "
+                         "again") from None
+    if not isinstance(config, dict):
+        raise InputError(f"{path}: expected a JSON object; not a dfake checkpoint config")
+    for key, kind in (("backbone", str), ("image_size", int)):
+        if key not in config:
+            raise InputError(f"{path}: no {key!r}; not a dfake checkpoint config")
+        value = config[key]
+        if not isinstance(value, kind) or isinstance(value, bool) or (kind is int and not 16 <= value <= 4096):
+            raise InputError(f"{path}: {key} is {value!r}; expected a {kind.__name__}"
+                             + (" between 16 and 4096" if kind is int else ""))
+    if not isinstance(config.get("face_align", {}), dict):
+        raise InputError(f"{path}: face_align is {config['face_align']!r}; expected an object like "
+                         '{"size": 256, "margin": 1.3}')
+    return config
+
+
+def check_image_size(weights: Path, config_path: Path, image_size: int) -> None:
+    """Refuse a config whose image size is not the one the weights were trained at (recorded in their header)."""
+    from dfake_cli.io import safetensors_metadata
+
+    trained = safetensors_metadata(weights).get("image_size")
+    if trained is not None and str(trained) != str(image_size):
+        raise InputError(f"{config_path}: image_size {image_size} but {weights.name} was trained at {trained} px; "
+                         "the config was edited or comes from another checkpoint")
+
+
 class Detector:
     """Encoder + linear head at inference: uint8 face crops in, fake probabilities out."""
 
@@ -37,28 +69,28 @@ class Detector:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device="cpu") -> "Detector":
-        from safetensors.torch import load_file
+        from dfake_cli.io import read_safetensors
 
         d = Path(directory)
         if (d / DETECTOR_WEIGHTS).is_file() and (d / DETECTOR_CONFIG).is_file():
-            config = json.loads((d / DETECTOR_CONFIG).read_text())
-            state = load_file(str(d / DETECTOR_WEIGHTS))
+            weights, config_path = d / DETECTOR_WEIGHTS, d / DETECTOR_CONFIG
+            config = _read_config(config_path)
+            state = read_safetensors(weights, "detector weights")
         elif (d / MODEL_WEIGHTS).is_file() and (d / MODEL_CONFIG).is_file():
-            config = json.loads((d / MODEL_CONFIG).read_text())
-            full = load_file(str(d / MODEL_WEIGHTS))
+            weights, config_path = d / MODEL_WEIGHTS, d / MODEL_CONFIG
+            config = _read_config(config_path)
+            full = read_safetensors(weights, "model weights")
             state = {k[len("detector."):]: v for k, v in full.items() if k.startswith("detector.")}
         else:
             raise InputError(
                 f"{d}: no detector.safetensors/detector.json or model.safetensors/config.json; pass a dfake checkpoint folder"
             )
-        for key in ("backbone", "image_size"):
-            if key not in config:
-                raise InputError(f"{d}: its config has no {key!r}; not a dfake checkpoint")
+        check_image_size(weights, config_path, config["image_size"])
         net = DetectorNet(config["backbone"], int(config["image_size"]))
         try:
             net.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise InputError(f"{d}: detector weights do not match backbone {config['backbone']!r}") from exc
+            raise InputError(f"{weights}: detector weights do not match backbone {config['backbone']!r}") from exc
         return cls(net, config, device)
 
     @torch.no_grad()

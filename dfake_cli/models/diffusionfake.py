@@ -244,7 +244,8 @@ class DiffusionFake(nn.Module):
         """config.json + model.safetensors (trainable parts and the text embedding; the SD comes from its spec)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        meta = {"format": "dfake-diffusionfake-v1", "sd_identity": self.config.sd_identity}
+        meta = {"format": "dfake-diffusionfake-v1", "sd_identity": self.config.sd_identity,
+                "image_size": str(self.config.image_size)}  # checked against config.json on load
         _save_tensors(self.trainable_state_dict(), directory / MODEL_WEIGHTS, meta)
         with atomic_path(directory / CONFIG_NAME) as tmp:
             tmp.write_text(self.config.to_json())
@@ -253,17 +254,20 @@ class DiffusionFake(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: str | Path, sd: StableDiffusion | None = None, device="cpu") -> "DiffusionFake":
         """Rebuild from `save_pretrained` output; the SD is loaded from config.sd unless given, and verified."""
-        from safetensors.torch import load_file
+        from dfake_cli.io import read_safetensors
 
         directory = Path(directory)
         config = DiffusionFakeConfig.load(directory)
         weights = directory / MODEL_WEIGHTS
         if not weights.is_file():
             raise InputError(f"{weights} not found: the checkpoint folder is incomplete")
+        from dfake_cli.models.detector import check_image_size
+
+        check_image_size(weights, directory / CONFIG_NAME, config.image_size)
+        state = read_safetensors(weights, "model weights")  # a damaged file is named before SD is loaded
         if config.use_guide and sd is None:
             sd = load_stable_diffusion(config.sd, random_weights=config.random_sd, zero_context=config.zero_context)
         model = cls(config, sd if config.use_guide else None)
-        state = load_file(str(weights))
         expected = model.trainable_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(expected))
@@ -272,7 +276,11 @@ class DiffusionFake(nn.Module):
                 f"{weights}: does not match its config ({len(missing)} missing, {len(unexpected)} unexpected tensors, "
                 f"e.g. {(missing or unexpected)[0]})"
             )
-        model.load_state_dict(state, strict=False)
+        try:
+            model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # same names, other shapes: weights of another architecture or size
+            first = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "shape mismatch")
+            raise InputError(f"{weights}: does not match its config ({first[:160]})") from None
         return model.to(device)
 
     def detector_config(self) -> dict:
@@ -294,7 +302,8 @@ class DiffusionFake(nn.Module):
         """detector.safetensors + detector.json: encoder + head only; loads without diffusers or SD."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _save_tensors(self.detector.state_dict(), directory / DETECTOR_WEIGHTS, {"format": DETECTOR_FORMAT})
+        _save_tensors(self.detector.state_dict(), directory / DETECTOR_WEIGHTS,
+                      {"format": DETECTOR_FORMAT, "image_size": str(self.config.image_size)})
         with atomic_path(directory / DETECTOR_CONFIG) as tmp:
             tmp.write_text(json.dumps(self.detector_config(), indent=2))
         return directory

@@ -15,6 +15,7 @@ requires_grad_(False), bf16 autocast where it pays, and a loader thread that rea
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -29,7 +30,7 @@ import numpy as np
 import torch
 
 from dfake_cli.errors import InputError, RunError
-from dfake_cli.io import atomic_path
+from dfake_cli.io import atomic_path, recover_swap
 from dfake_cli.train.checkpoint import optimizer_from_flat, read_state, rng_from_flat, save_checkpoint
 from dfake_cli.train.config import FIXED_ON_RESUME, TrainConfig
 from dfake_cli.train.data import (
@@ -40,7 +41,7 @@ from dfake_cli.train.distributed import (
 )
 from dfake_cli.train.mixture import MixtureSampler, data_names, data_paths
 from dfake_cli.runtime import DEFAULT_SIZE, default_precision
-from dfake_cli.workspace import Workspace
+from dfake_cli.workspace import Workspace, hold_lock
 
 LOSS_KEYS = ("total", "bce", "source", "target", "weight_s", "weight_t")
 W_KEYS = ("w_s_mean", "w_s_min", "w_s_max", "w_t_mean", "w_t_min", "w_t_max")
@@ -203,6 +204,7 @@ def _resolve_run(config: TrainConfig, workspace: Workspace, info: DistInfo) -> P
                 raise InputError(f"--resume: no runs in {workspace.runs_dir}; start one without --resume")
             config.run = latest.name
         run_dir = workspace.run_dir(config.run)
+        recover_swap(run_dir / "last")  # a save killed between its two renames (no atomic exchange here)
         if not (run_dir / "last").is_dir():
             raise InputError(f"--resume: {run_dir} has no last/ checkpoint to continue from; drop --resume")
         saved = TrainConfig.load(run_dir / "config.json") if (run_dir / "config.json").is_file() else None
@@ -398,7 +400,15 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
     run_dir = _resolve_run(config, workspace, info)
     last_dir, best_dir = run_dir / "last", run_dir / "best"
 
-    cache = _open_cache(cache_path)
+    held = contextlib.ExitStack()  # the run's lock: one training process per run (rank 0 holds it)
+    if info.is_main:
+        workspace.ensure()
+        held.enter_context(hold_lock(workspace.run_lock(config.run), f"training run {config.run!r}"))
+    try:
+        cache = _open_cache(cache_path)
+    except BaseException:
+        held.close()
+        raise
     try:
         _check_cache(config, cache, shown)
         train_rows = np.asarray(cache.input_rows("train"), dtype=np.int64)
@@ -471,6 +481,8 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                 "global_batch": plan.global_batch, "best_auc": best_auc, "best_step": best_step,
                 "best_score": best_score, "select": config.select,
                 "run": config.run, "precision": precision, "written_by_rank": info.rank,
+                # A validation that Ctrl-C cut short: --resume runs it first, so best/ cannot miss it.
+                "pending_validation": pending_validation,
             }
 
         metrics = samples = tb = None
@@ -486,8 +498,11 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
         with_losses = config.val_losses and config.use_guide and val_inputs.has_pairs
         latents = config.use_guide
 
+        pending_validation: int | None = None
+
         def run_validation(step: int) -> None:
-            nonlocal best_auc, best_step, best_score, val_result
+            nonlocal best_auc, best_step, best_score, val_result, pending_validation
+            pending_validation = step
             if info.is_main:
                 if len(val_rows):
                     val_result = validate(model, val_inputs, val_rows, config, device, autocast, scaling, with_losses)
@@ -512,12 +527,16 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                 console.print(f"[bold]val[/] step {step}: frame AUC {auc_txt} on {val_result['faces']} faces"
                               + (" [green](best)[/]" if improved else ""))
             barrier(info)
+            pending_validation = None
 
         def save_last(step: int) -> None:
             if info.is_main:
                 save_checkpoint(model, last_dir, optimizer, trainer_state(step))
             barrier(info)
 
+        if config.resume and state.get("pending_validation") == start_step and start_step > 0:
+            run_validation(start_step)  # the one the interruption cut short
+            save_last(start_step)
         if start_step >= total_steps:
             if info.is_main:
                 console.print(f"run {config.run} is already at step {start_step} (of {total_steps}); nothing to do")
@@ -627,6 +646,7 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
     finally:
         if hasattr(cache, "close"):
             cache.close()
+        held.close()
 
 
 def _warn_saturated(name: str, wstats: WStats, step: int, config: TrainConfig) -> None:

@@ -23,8 +23,8 @@ def _skeleton(root, splits=("train", "val", "test")):
     """Folders and split files only (enough for the errors that come before any decoding)."""
     (root / "original_sequences" / "youtube" / "c23" / "videos").mkdir(parents=True)
     (root / "manipulated_sequences" / "Deepfakes" / "c23" / "videos").mkdir(parents=True)
-    for s in splits:
-        (root / f"{s}.json").write_text(json.dumps([["000", "001"]]))
+    for k, s in enumerate(splits):  # a different pair per split: an id in test and another split is refused
+        (root / f"{s}.json").write_text(json.dumps([[f"{2 * k:03d}", f"{2 * k + 1:03d}"]]))
     return root
 
 

@@ -14,10 +14,10 @@ from dfake_cli.data.cache.reader import FaceCache, _read_rows, cache_attrs
 from dfake_cli.data.cache.schema import (
     INDEX_STR, ROLE_INPUT, ROLE_REFERENCE, ROLE_SOURCE, ROLE_TARGET, SCHEMA_VERSION, now_iso,
 )
-from dfake_cli.data.cache.shards import ShardRows, read_shard, read_shard_meta, write_shard
+from dfake_cli.data.cache.shards import ShardRows, read_shard, read_shard_meta, shard_is_usable, write_shard
 
 __all__ = [
     "AssembleStats", "FaceCache", "INDEX_STR", "ROLE_INPUT", "ROLE_REFERENCE", "ROLE_SOURCE", "ROLE_TARGET",
     "SCHEMA_VERSION", "ShardRows", "_read_rows", "assemble", "cache_attrs", "now_iso", "plan_rows",
-    "read_shard", "read_shard_meta", "write_scores", "write_shard",
+    "read_shard", "read_shard_meta", "shard_is_usable", "write_scores", "write_shard",
 ]

@@ -24,6 +24,11 @@ def _read_rows(dset, rows: Iterable[int]) -> np.ndarray:
     return data[inverse]
 
 
+#: What every finished cache holds; checked on open.
+REQUIRED = ("faces", "index/video_id", "index/frame_index", "index/label", "index/method", "index/split",
+            "index/role")
+
+
 class FaceCache:
     """Read a finished cache with plain h5py. Safe across fork: the file reopens in a new process.
 
@@ -49,6 +54,11 @@ class FaceCache:
         if not bool(h.attrs.get("complete", False)):
             self.close()
             raise InputError(f"cache {self.path} is incomplete; run the same 'dfake prepare' command again")
+        missing = [name for name in REQUIRED if name not in h]
+        if missing:  # edited or damaged by another tool: name it now, not as a KeyError mid-run
+            self.close()
+            raise InputError(f"cache {self.path} has no /{missing[0]} dataset: it is damaged; delete it and run "
+                             "'dfake prepare' again")
         self._attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
 
     @property

@@ -86,6 +86,26 @@ def read_shard_meta(path: Path) -> dict:
         return json.loads(str(z["meta"]))
 
 
+def shard_is_usable(path: Path) -> bool:
+    """True for a shard that opens and holds its meta; a damaged one (truncated, garbage) is removed.
+
+    Shards are fsynced before their rename, so damage comes from outside (a copy cut short, a full disk
+    on a system that lies about fsync). A truncated zip loses its central directory, so opening it and
+    reading the meta is enough to tell, without reading the faces of every shard on each resume.
+    """
+    if not Path(path).is_file():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(str(z["meta"]))
+            if not isinstance(meta, dict) or "status" not in meta or "faces" not in z.files:
+                raise ValueError("not a dfake shard")
+    except Exception:  # BadZipFile, EOFError, ValueError, OSError, KeyError: all mean "redo it"
+        Path(path).unlink(missing_ok=True)
+        return False
+    return True
+
+
 def read_shard(path: Path, with_faces: bool = True) -> tuple[ShardRows, dict]:
     """A shard's rows (faces and latents only when `with_faces`, to keep planning passes light)."""
     with np.load(path, allow_pickle=False) as z:

@@ -45,6 +45,10 @@ class VideoItem:
     frames: Optional[list[Path]] = None
 
     def __post_init__(self) -> None:
+        from dfake_cli.io import printable
+
+        self.video_id = printable(self.video_id)  # ids from non-UTF-8 file names: escaped, still unique
+        self.method = printable(self.method)
         self.path = Path(self.path)
         if self.mask_path is not None:
             self.mask_path = Path(self.mask_path)

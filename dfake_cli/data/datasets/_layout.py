@@ -31,9 +31,51 @@ def _fold(name: str) -> str:
     return name.lower().replace(" ", "").replace("_", "").replace("-", "")
 
 
+OUTSIDE_ROOT = "outside the root"
+
+
+def escapes_root(root: Path, rel: str) -> str | None:
+    """Why the index-file path `rel` may not be read under `root` (None when it stays inside).
+
+    An index file (a test list, dataset.json) is data, not a trusted path: an absolute path, a '..'
+    that climbs out, or a symlink that resolves outside `root` would pull foreign files into a cache.
+    """
+    rel_path = Path(rel)
+    if rel_path.is_absolute() or rel.startswith(("/", "\\")) or (len(rel) > 1 and rel[1] == ":"):
+        return f"absolute path {rel!r} in the index; only paths relative to {root} are read"
+    if ".." in rel_path.parts:
+        return f"{rel!r} climbs out with '..'; only paths under {root} are read"
+    return None
+
+
+def inside(root: Path, path: Path) -> bool:
+    """True when `path`, symlinks resolved, lies under `root` (symlinks resolved too)."""
+    try:
+        return Path(path).resolve().is_relative_to(Path(root).resolve())
+    except OSError:
+        return False
+
+
+def locate(root: Path, rel: str, extra_level: str = "videos") -> tuple[Path | None, str | None]:
+    """(path, None) for a file found under `root` (see `find_file`); (None, why) when `rel` or the file it
+    names leaves the root; (None, None) when it is simply not there."""
+    why = escapes_root(root, rel)
+    if why is not None:
+        return None, why
+    found = _find_file(root, rel, extra_level)
+    if found is not None and not inside(root, found):
+        return None, f"{rel!r} is a link to {found.resolve()}, outside {root}"
+    return found, None
+
+
 def find_file(root: Path, rel: str, extra_level: str = "videos") -> Path | None:
     """`root/rel` if it exists; else the same file with its folder names matched loosely, or with an
-    `extra_level` folder after the first component (SBI's `Celeb-real/videos/x.mp4`)."""
+    `extra_level` folder after the first component (SBI's `Celeb-real/videos/x.mp4`). Never a file
+    outside `root` (use `locate` to learn why one was refused)."""
+    return locate(root, rel, extra_level)[0]
+
+
+def _find_file(root: Path, rel: str, extra_level: str) -> Path | None:
     direct = root / rel
     if direct.is_file():
         return direct

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from dfake_cli.data.datasets import VideoItem, register_dataset
-from dfake_cli.data.datasets._layout import find_file, manifest, skip
+from dfake_cli.data.datasets._layout import OUTSIDE_ROOT, locate, manifest, skip
 from dfake_cli.errors import InputError, require_dir
 
 DATASET = "Celeb-DF"
@@ -62,7 +62,10 @@ def parse_celebdf(root: str | Path, list_file: str | Path | None = None, **_: ob
         if video_id in seen:
             skip(skipped, rel, "listed twice", f"line {lineno}", video_id)
             continue
-        path = find_file(root, rel)
+        path, refused = locate(root, rel)
+        if refused is not None:
+            skip(skipped, rel, OUTSIDE_ROOT, f"line {lineno}: {refused}", video_id)
+            continue
         if path is None:
             skip(skipped, rel, "not found", f"line {lineno}: listed but not under {root}", video_id)
             continue

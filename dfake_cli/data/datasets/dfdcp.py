@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from dfake_cli.data.datasets import VideoItem, register_dataset
-from dfake_cli.data.datasets._layout import child_dir, find_file, manifest, skip
+from dfake_cli.data.datasets._layout import OUTSIDE_ROOT, child_dir, locate, manifest, skip
 from dfake_cli.errors import InputError, require_dir
 
 DATASET = "DFDC-P"
@@ -56,7 +56,10 @@ def parse_dfdcp(root: str | Path, subset: str = "test", **_: object):
             skip(skipped, rel, "bad label", f"label {meta.get('label')!r} is neither 'real' nor 'fake'")
             continue
         rel = rel.replace("\\", "/")
-        path = find_file(base, rel)
+        path, refused = locate(base, rel)
+        if refused is not None:
+            skip(skipped, rel, OUTSIDE_ROOT, refused)
+            continue
         if path is None:
             skip(skipped, rel, "not found", f"listed in dataset.json but not under {base}")
             continue

@@ -47,13 +47,27 @@ def read_splits(root: Path) -> dict[str, str]:
             )
         try:
             pairs = json.loads(path.read_text())
-            pairs = [(str(a), str(b)) for a, b in pairs]
-        except (ValueError, TypeError) as exc:
-            raise InputError(f"{path}: expected a JSON list of [id, id] pairs ({exc})") from exc
-        for a, b in pairs:
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: not valid JSON ({' '.join(str(exc).split())[:80]}); copy {split}.json "
+                             "from the FaceForensics repository's dataset/splits/ again") from None
+        # A dict, or pairs of anything but two ids, would be iterated character by character: refuse it.
+        bad = not isinstance(pairs, list) or next((p for p in pairs if not _is_pair(p)), None) is not None
+        if bad:
+            what = type(pairs).__name__ if not isinstance(pairs, list) else repr(next(p for p in pairs if not _is_pair(p)))
+            raise InputError(f"{path}: expected a JSON list of [id, id] pairs like [[\"953\", \"974\"], ...], "
+                             f"found {what[:60]}")
+        for a, b in ((str(a), str(b)) for a, b in pairs):
             for key in (a, b, f"{a}_{b}", f"{b}_{a}"):
-                out.setdefault(key, split)
+                other = out.setdefault(key, split)
+                if other != split and "test" in (other, split):  # test faces in training: a leak, refused
+                    raise InputError(f"id {key} is listed in both {other}.json and {split}.json in {root}; "
+                                     "each id and pair belongs to one split")
     return out
+
+
+def _is_pair(p: object) -> bool:
+    return (isinstance(p, list) and len(p) == 2
+            and all(isinstance(v, (str, int)) and not isinstance(v, bool) and str(v).isdigit() for v in p))
 
 
 def _videos(folder: Path) -> list[Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -27,20 +28,38 @@ from dfake_cli.data.prepare.results import (
 )
 from dfake_cli.data.prepare.units import Unit, plan_units, select_items
 from dfake_cli.data.prepare.worker import STAGES, UnitWorker
-from dfake_cli.errors import InputError
+from dfake_cli.errors import InputError, RunError
+from dfake_cli.io import printable
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE, check_device
+
+
+MAX_SIZE = 1024  # a face crop side beyond this only costs memory (100000 px would be 30 GB per face)
+MARGIN_RANGE = (0.5, 4.0)  # below: the crop cuts into the face; above: the face is a few pixels of context
+MAX_WORKERS = 64
+
+
+def check_options(frames: int, size: int, margin: float, workers: int = 1, where: str = "") -> None:
+    """Refuse option values that would fail or produce a useless cache, before any work.
+
+    `where` says where a value came from when it was not given on the command line (e.g. "copied from
+    ffpp.h5"): a bad value inherited from an old cache is named as such.
+    """
+    src = f" ({where})" if where else ""
+    if isinstance(frames, bool) or not isinstance(frames, int) or frames < 1:
+        raise InputError(f"--frames {frames}: must be a whole number >= 1")
+    if isinstance(size, bool) or not isinstance(size, int) or not 16 <= size <= MAX_SIZE or size % 8:
+        raise InputError(f"--size {size}{src}: must be a multiple of 8 between 16 and {MAX_SIZE} "
+                         "(latents are size/8; 256 for SD-1.5)")
+    lo, hi = MARGIN_RANGE
+    if not isinstance(margin, (int, float)) or not math.isfinite(margin) or not lo <= margin <= hi:
+        raise InputError(f"--margin {margin}{src}: must be a number between {lo} and {hi} (1.3 is the default)")
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 0 <= workers <= MAX_WORKERS:
+        raise InputError(f"--workers {workers}: must be between 1 and {MAX_WORKERS} (or 0 for one per CPU core)")
 
 
 def _check_options(frames: int, size: int, margin: float, workers: int, device: str) -> int:
     """Validate before any work; returns the worker count (0 = one per CPU core, 1 on CUDA)."""
-    if frames < 1:
-        raise InputError(f"--frames {frames}: must be >= 1")
-    if size < 16 or size % 8:
-        raise InputError(f"--size {size}: must be a multiple of 8 and >= 16 (latents are size/8)")
-    if margin <= 0:
-        raise InputError(f"--margin {margin}: must be > 0")
-    if workers < 0:
-        raise InputError(f"--workers {workers}: must be >= 1 (or 0 for one per CPU core)")
+    check_options(frames, size, margin, workers)
     check_device(device)
     if workers == 0:  # auto: MTCNN/VAE scale better as single-thread processes than as threads (measured 3x)
         workers = 1 if device.startswith("cuda") else max(1, min(os.cpu_count() or 1, 8))
@@ -96,7 +115,7 @@ def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: st
 def _cache_attrs(manifest: Manifest, config: FaceAlignConfig, options: dict, frames: int, training: bool,
                  sd_id: str, scaling: float, limit: Optional[int]) -> dict:
     return {
-        "dataset": manifest.dataset, "root": str(manifest.root), "sd_identity": sd_id,
+        "dataset": manifest.dataset, "root": printable(manifest.root), "sd_identity": sd_id,
         "latent_scaling": scaling, "size": config.size, "margin": config.margin,
         "frames_per_video": frames, "dfake_version": __version__, "created": cache_mod.now_iso(),
         "align": json.dumps(config.to_dict()), "training": training,
@@ -138,23 +157,47 @@ def assemble_units(units: list[Unit], manifest: Manifest, cache_path: Path, skip
             "skipped": result.skipped, "dropped_frames": stats.dropped_frames,
         })
 
-    stats = cache_mod.assemble([u.shard for u in units], cache_path, attrs, training, size, before_complete=finish)
+    failure = None
+    try:
+        stats = cache_mod.assemble([u.shard for u in units], cache_path, attrs, training, size,
+                                   before_complete=finish)
+    except OSError as exc:  # a full disk, a quota, an I/O error: the shards stay, a rerun only assembles
+        failure = exc.strerror or " ".join(str(exc).split())
+    if failure is not None:
+        # The traceback (and the h5py objects of the failed write in its frames) went with the except
+        # clause; collect now, so that h5py does not close them during interpreter shutdown (a segfault).
+        import gc
+
+        gc.collect()
+        raise RunError(f"cannot write {cache_path}: {failure}; free space in {cache_path.parent} and run the "
+                       "same command again (finished videos are kept)")
     result.rows = stats.rows
     result.faces = stats.inputs
     return result
 
 
-def prepare_manifest(
+def prepare_manifest(manifest: Manifest, cache_path: str | Path, **options) -> PrepareResult:
+    """Prepare every item of `manifest` into the cache at `cache_path` (resumable, atomic).
+
+    training=True pairs FF++ fakes with their source/target faces and stores SD-VAE latent moments and
+    weight targets; False stores faces and the index only (source_row = target_row = -1, no /latents).
+    Holds `<name>.lock` next to the cache: two preparations of one cache never run at once (the api layer
+    takes the same lock earlier, around parsing; the nested hold is a no-op).
+    """
+    from dfake_cli.workspace import hold_lock
+
+    cache_path = Path(cache_path)
+    cache_path.parent.mkdir(parents=True, exist_ok=True)
+    with hold_lock(cache_path.with_suffix(".lock"), f"prepare of {cache_path.stem!r}"):
+        return _prepare_manifest(manifest, cache_path, **options)
+
+
+def _prepare_manifest(
     manifest: Manifest, cache_path: str | Path, *, frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN,
     device: str = "cpu", workers: int = 1, limit: Optional[int] = None, training: bool = False,
     sd: Optional[str] = None, skipped_csv: str | Path | None = None, progress: bool = True,
     align: Optional[FaceAlignConfig] = None,
 ) -> PrepareResult:
-    """Prepare every item of `manifest` into the cache at `cache_path` (resumable, atomic).
-
-    training=True pairs FF++ fakes with their source/target faces and stores SD-VAE latent moments and
-    weight targets; False stores faces and the index only (source_row = target_row = -1, no /latents).
-    """
     t_start = time.perf_counter()
     workers = _check_options(frames, size, margin, workers, device)
     ranks = join_ranks()
@@ -192,8 +235,8 @@ def _prepare(
 
     parts = parts_dir(cache_path)
     parts.mkdir(parents=True, exist_ok=True)
-    if ranks.is_main:
-        for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):  # an assembly killed by SIGKILL
+    if ranks.is_main:  # an assembly killed by SIGKILL; we hold the cache's lock, so it is nobody else's
+        for stale in cache_path.parent.glob(f".{cache_path.name}.*.partial.tmp"):
             stale.unlink(missing_ok=True)
     content = content_key(options)
     skipped: list[tuple[str, str, str, str]] = [tuple(list(s) + [""] * (4 - len(s)))[:4] for s in manifest.skipped]
@@ -217,7 +260,7 @@ def _prepare(
         for unit in units:
             unit.shard = parts / f"{unit.key(content)}.npz"
         mine = ranks.share(units)  # all of them in a single process
-        todo = [u for u in mine if not u.shard.is_file()]
+        todo = [u for u in mine if not cache_mod.shard_is_usable(u.shard)]  # a damaged shard is redone
         task = bar.add_task(f"prepare {manifest.dataset}", total=len(mine), completed=len(mine) - len(todo),
                             rate="", info="")
         frames_done, t_loop = 0, time.perf_counter()

@@ -12,7 +12,7 @@ from typing import Optional
 
 from dfake_cli.data.datasets import Manifest, VideoItem
 from dfake_cli.data.faces import FaceAlignConfig
-from dfake_cli.io import atomic_path
+from dfake_cli.io import atomic_path, printable
 
 
 @dataclass
@@ -80,8 +80,8 @@ def write_skipped_csv(path: Path, rows: list[tuple[str, str, str, str]]) -> None
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["video_id", "path", "reason", "detail"])
-    for r in rows:
-        w.writerow(list(r) + [""] * (4 - len(r)))
+    for r in rows:  # file names that are not UTF-8 are written escaped (printable), never a crash
+        w.writerow([printable(v) for v in list(r) + [""] * (4 - len(r))])
     with atomic_path(path) as tmp:
         tmp.write_text(buf.getvalue())
 

@@ -71,6 +71,17 @@ def _count_frames(paths: list[Path], counts: dict[str, int | str], tick: Callabl
         tick()
 
 
+def _read_counts(path: Path) -> dict[str, int | str]:
+    """Frame counts of an earlier run; a damaged counts.json is only a cache of them: rescan."""
+    try:
+        counts = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(counts, dict):
+        return {}
+    return {str(k): v for k, v in counts.items() if isinstance(v, (int, str)) and not isinstance(v, bool)}
+
+
 def plan_units(
     manifest: Manifest, selected: list[VideoItem], frames: int, training: bool, parts: Path,
     skipped: list[tuple[str, str, str, str]], progress_cb: Callable[[], None] | None = None,
@@ -83,7 +94,7 @@ def plan_units(
 
     by_id = manifest.by_id()
     counts_path = parts / "counts.json"
-    counts: dict[str, int | str] = json.loads(counts_path.read_text()) if counts_path.is_file() else {}
+    counts = _read_counts(counts_path)
     needed: dict[str, Path] = {}
     for item in selected:
         if item.kind != "video":

@@ -209,6 +209,10 @@ class UnitWorker:
         image = read_image(item.path)
         timings["decode"] += time.perf_counter() - t0
         meta["frames_read"] = 1
+        if self.extractor.too_small(*image.shape[:2]):
+            meta["no_face"] = 1
+            return self._skip(meta, "image too small", f"{image.shape[1]}x{image.shape[0]} px cannot hold a face of "
+                              f"{self.config.min_face_size} px")
         faces = self.extractor.detect([image])[0]
         if not faces:
             meta["no_face"] = 1
