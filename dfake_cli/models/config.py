@@ -81,8 +81,8 @@ class DiffusionFakeConfig:
                 ok = isinstance(value, int) and not isinstance(value, bool)
             elif isinstance(default, float):
                 ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            elif isinstance(default, str):
-                ok = isinstance(value, str)
+            elif isinstance(default, str):  # sd is None for a run without the guide
+                ok = isinstance(value, str) or (value is None and f.name != "backbone")
             elif isinstance(default, tuple):
                 ok = isinstance(value, (list, tuple)) and all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
