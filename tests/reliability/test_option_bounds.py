@@ -50,7 +50,8 @@ def test_prepare_ffpp_refuses_bad_values_before_parsing(tmp_path, capsys, monkey
     import dfake_cli.data.datasets as datasets
 
     monkeypatch.setattr(datasets, "get_parser", lambda name: pytest.fail("the tree was parsed"))
-    code, out, err = run(["--workspace", tmp_path / "ws", "prepare", "ff++", tmp_path / "nowhere", *extra], capsys)
+    code, out, err = run(["--workspace", tmp_path / "ws", "prepare", "ff++", tmp_path / "nowhere", "--sd", "tiny", *extra],
+                         capsys)
     _one_line(code, err, expected)
 
 
