@@ -7,10 +7,24 @@ Parts import their heavy dependencies lazily so that one part runs without the o
 
 from __future__ import annotations
 
-from dfake_cli.bench.common import PARTS, BenchOptions, BenchRow
+from typing import TYPE_CHECKING
+
+from dfake_cli.bench.parts import PARTS
+
+if TYPE_CHECKING:
+    from dfake_cli.bench.common import BenchOptions, BenchRow
 
 
-def run_part(part: str, options: BenchOptions) -> list[BenchRow]:
+def __getattr__(name: str):
+    """BenchOptions / BenchRow on first use: importing the package (for PARTS) must not import torch."""
+    if name in ("BenchOptions", "BenchRow"):
+        from dfake_cli.bench import common
+
+        return getattr(common, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def run_part(part: str, options: "BenchOptions") -> list["BenchRow"]:
     """Run one part ("train-step", "prepare" or "eval") and return its rows."""
     if part == "train-step":
         from dfake_cli.bench.train_step import bench_train_step

@@ -325,7 +325,7 @@ def _short(value: Any) -> str:
 # ----------------------------------------------------------------------------------------------- options
 
 
-PARTS = ("train-step", "prepare", "eval")
+from dfake_cli.bench.parts import PARTS  # noqa: E402  (re-exported: bench.common.PARTS)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -41,6 +42,8 @@ from dfake_cli.train.distributed import (
 from dfake_cli.train.mixture import MixtureSampler, data_names, data_paths
 from dfake_cli.runtime import DEFAULT_SIZE, default_precision
 from dfake_cli.workspace import Workspace
+
+logger = logging.getLogger(__name__)
 
 LOSS_KEYS = ("total", "bce", "source", "target", "weight_s", "weight_t")
 W_KEYS = ("w_s_mean", "w_s_min", "w_s_max", "w_t_mean", "w_t_min", "w_t_max")
@@ -380,7 +383,7 @@ def train(config: TrainConfig, workspace: Workspace) -> TrainResult:
 
 
 def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainResult:
-    from dfake_cli.console import console, progress
+    from dfake_cli.console import progress
 
     device = info.device
     precision = default_precision(device.type, config.precision)
@@ -509,8 +512,8 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
                         if isinstance(v, float):
                             tb.add_scalar(f"val/{k}", v, step)
                 auc_txt = f"{val_result['auc']:.4f}" if val_result.get("auc") is not None else "n/a"
-                console.print(f"[bold]val[/] step {step}: frame AUC {auc_txt} on {val_result['faces']} faces"
-                              + (" [green](best)[/]" if improved else ""))
+                logger.info("val step %d: frame AUC %s on %d faces%s", step, auc_txt, val_result["faces"],
+                         " (best)" if improved else "")
             barrier(info)
 
         def save_last(step: int) -> None:
@@ -520,7 +523,7 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
 
         if start_step >= total_steps:
             if info.is_main:
-                console.print(f"run {config.run} is already at step {start_step} (of {total_steps}); nothing to do")
+                logger.info("run %s is already at step %d (of %d); nothing to do", config.run, start_step, total_steps)
             return TrainResult(run_dir, start_step, start_step // plan.steps_per_epoch, best_dir, last_dir,
                                best_auc, best_step, {}, 0.0, 0, model)
 
@@ -620,8 +623,8 @@ def _train(config: TrainConfig, workspace: Workspace, info: DistInfo) -> TrainRe
         seconds = time.perf_counter() - t_start
         if info.is_main:
             best_txt = f"{best_auc:.4f} at step {best_step}" if best_auc is not None else "n/a"
-            console.print(f"run {config.run}: {step} steps in {seconds:.0f} s; best val frame AUC {best_txt}; "
-                          f"best model: {best_dir}")
+            logger.info("run %s: %d steps in %.0f s; best val frame AUC %s; best model: %s", config.run, step, seconds,
+                     best_txt, best_dir)
         return TrainResult(run_dir, step, step // plan.steps_per_epoch, best_dir, last_dir, best_auc, best_step,
                            val_result, seconds, images, model)
     finally:

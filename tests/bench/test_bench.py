@@ -74,9 +74,12 @@ def test_dfake_bench_quick_all_parts(smallest, tmp_path, capsys):
 
     out = tmp_path / "bench.jsonl"
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "all", "--quick", "--out", str(out)])
+        main(["bench", "all", "--quick", "--out", str(out), "--json"])
     assert exc.value.code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # --json: one document on stdout, the tables on stderr
+    assert [r["part"] for r in result["rows"]][:1] == ["train-step"] and result["out"] == str(out)
+    printed = captured.err
     assert "train-step" in printed and "prepare" in printed and "eval" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by = {(r["part"], r["variant"].split(" ")[0]): r for r in rows}

@@ -13,7 +13,7 @@ from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig, s
 from dfake_cli.models.detector import Detector
 from dfake_cli.models.modules import FeatureFilter, Projection
 
-from .conftest import batch
+from helpers.modelbatch import batch
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from dfake_cli.train.mixture import MixtureSampler, data_names
 from dfake_cli.train.trainer import train
 from dfake_cli.workspace import Workspace
 
-from .conftest import make_cache, tiny_config
+from helpers.traincache import make_cache, tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from dfake_cli.errors import InputError, RunError
 from dfake_cli.train import trainer
 from dfake_cli.train.trainer import train
 
-from .conftest import SIZE, make_cache, tiny_config
+from helpers.traincache import SIZE, make_cache, tiny_config
 
 
 def _samples(run_dir):
