@@ -78,7 +78,7 @@ def test_ctrl_c_prints_the_resume_line(tmp_path, capsys, monkeypatch):
     """Click turns a KeyboardInterrupt into Abort; the user still gets the one line and exit code 130."""
     import dfake_cli.api.info as api_info
 
-    def interrupted(workspace):
+    def interrupted(workspace, **options):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api_info, "collect_info", interrupted)
