@@ -1,7 +1,9 @@
 # dfake: `make demo` runs the pipeline end to end on the embedded default; `make test` runs the tests.
 # Both install what they need into .venv with plain pip (idempotent: a stamp file tracks pyproject.toml).
+# Every path is relative to this Makefile, so `make -C path/to/clone demo` (or `make -f`) works from any directory.
+ROOT   := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 PYTHON ?= python3
-VENV   ?= .venv
+VENV   ?= $(ROOT)/.venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.dfake-installed
 # The torch build this machine ships on disk; override for another platform (e.g. TORCH_SPEC=torch).
@@ -20,15 +22,15 @@ help:
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(ROOT)/pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e '.[test,sample]'
+	$(PY) -m pip install -q -e '$(ROOT)[test]'
 	touch $(STAMP)
 
 test: $(STAMP)
-	$(PY) -m pytest -q
+	cd $(ROOT) && $(PY) -m pytest -q
 
 demo: $(STAMP)
 	$(PY) -m dfake_cli.demo
@@ -40,7 +42,7 @@ bench: $(STAMP)
 	$(VENV)/bin/dfake bench --quick
 
 sample-data: $(STAMP)
-	$(PY) -m dfake_cli.sampledata.generate --out sample_data
+	$(PY) -m dfake_cli.sampledata.generate --out $(ROOT)/sample_data
 
 clean:
-	rm -rf dfake-workspace .pytest_cache
+	rm -rf $(ROOT)/dfake-workspace $(ROOT)/.pytest_cache

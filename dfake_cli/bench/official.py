@@ -1,6 +1,6 @@
 """An official-like DiffusionFake training step: our modules, run the way the reference code runs them.
 
-What the reference code does per step (spec part 9), reproduced here on the *same* modules and inputs as our
+What the reference code does per step (docs/decisions.md), reproduced here on the *same* modules and inputs as our
 step so that the ratio measures the execution strategy, not the architecture:
 
 - fp32 throughout (no autocast);

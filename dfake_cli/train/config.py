@@ -1,6 +1,6 @@
 """`TrainConfig`: every training option in one serialisable dataclass.
 
-Resolution order (later wins): the dataclass defaults (spec part 0: AdamW, lr 1e-5, weight decay 0.01,
+Resolution order (later wins): the dataclass defaults (the paper's recipe, docs/decisions.md: AdamW, lr 1e-5, weight decay 0.01,
 batch 32, 20 epochs, lambda_s 0.7, lambda_t 1.0), a TOML file (`--config`), then the flags actually given.
 The run folder stores the resolved result as config.json so a run can be resumed and audited.
 Keys in TOML are the field names below (e.g. `use_guide = false`, `batch_size = 16`).
