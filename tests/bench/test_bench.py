@@ -92,7 +92,8 @@ def test_dfake_bench_quick_all_parts(smallest, tmp_path, capsys):
     # the reference step also encodes source and target with the VAE and runs the text encoder
     assert official["flops_per_image"] > ours["flops_per_image"]
     prep = [r for r in rows if r["part"] == "prepare"]
-    assert prep and prep[0]["metrics"]["frames"] == 3 and prep[0]["metrics"]["frames_per_s"] > 0
+    assert prep and prep[0]["metrics"]["frames"] == 6 and prep[0]["metrics"]["frames_per_s"] > 0  # a real + a fake
+    assert prep[0]["metrics"]["startup_s"] > 0 and prep[0]["metrics"]["steady_frames_per_s"] > 0
     assert set(prep[0]["metrics"]["split_ms_per_frame"]) >= {"decode", "detect", "align", "encode", "write"}
     ev = [r for r in rows if r["part"] == "eval"][0]["metrics"]
     assert ev["faces"] == 8 and ev["faces_per_s"] > 0
