@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dfake_cli.data.prepare.encoder import VaeEncoder
-from dfake_cli.models.sd import encode_latent_moments, load_stable_diffusion, load_vae
+from dfake_cli.data.prepare.encoder import VaeEncoder, load_vae
+from dfake_cli.models.sd import encode_latent_moments, load_stable_diffusion
 
 
 def test_encoder_only_matches_the_full_vae():

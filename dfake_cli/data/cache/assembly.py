@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dfake_cli.data.cache import pairing
+from dfake_cli.data.cache.deflate import FaceChunkWriter
 from dfake_cli.data.cache.pairing import AssembleStats, plan_rows
 from dfake_cli.data.cache.schema import ROLE_INPUT, ROLE_REFERENCE, SCHEMA_VERSION
 from dfake_cli.data.cache.shards import read_shard, read_shard_meta
@@ -57,6 +58,7 @@ def assemble(
                 "landmarks": g.create_dataset("landmarks", (n, 5, 2), dtype="f4"),
                 "matrix": g.create_dataset("matrix", (n, 2, 3), dtype="f4"),
             }
+            face_writer = FaceChunkWriter(faces, compression_level)
             lat_mean = lat_logvar = flip_mean = flip_logvar = None
             with_flip: bool | None = None
             for s, (path, meta) in enumerate(zip(shards, metas)):
@@ -66,7 +68,7 @@ def assemble(
                 rows, _ = read_shard(path, with_faces=True)
                 a = plan.offsets[s]
                 b = a + int(k.sum())
-                faces[a:b] = rows.faces[k]
+                face_writer.write(a, rows.faces[k])
                 vid = np.array(rows.video_id, dtype=object)[k]
                 cols["video_id"][a:b] = vid.tolist()
                 cols["frame_index"][a:b] = rows.frame_index[k]
@@ -100,6 +102,7 @@ def assemble(
                         flip_mean[a:b] = rows.flip_mean[k]
                         flip_logvar[a:b] = rows.flip_logvar[k]
                 stats.inputs += int(sum(1 for r in np.flatnonzero(k) if rows.role[r] == ROLE_INPUT))
+            face_writer.close()
             if training:
                 pairing.write_scores(h, n)
             stats.rows = n

@@ -1,17 +1,45 @@
 """The SD-VAE encoder as preparation runs it: encoder only, large batches; bf16 + channels_last on CUDA.
 
 Preparation needs the posterior moments of every face, nothing else of Stable Diffusion: the decoder is
-dropped and the UNet is never loaded (`models.sd.load_vae`). On CUDA the encoder runs in bf16 with
+dropped and, for a diffusers folder, the UNet is never loaded (`load_vae`). On CUDA the encoder runs in bf16 with
 channels_last tensors (the tensor-core layout) in batches of 64; on the CPU it stays fp32, so CPU caches
 keep the exact latents they always had.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
+
+from dfake_cli.errors import InputError
+
+
+def load_vae(spec: str):
+    """The frozen SD-VAE named by `spec`, on the CPU in fp32, with the weights SD loading gives it.
+
+    A diffusers folder: only vae/ is read (the UNet is never built). The tiny SD and a single SD-1.5
+    file go through `load_stable_diffusion` (the file holds every part in one state dict); only the VAE
+    is kept and the rest is freed before anything reaches the device.
+    """
+    path = Path(spec).expanduser()
+    if spec != "tiny" and path.is_dir():
+        from diffusers import AutoencoderKL
+
+        names = [q.name for q in (path / "vae").iterdir()] if (path / "vae").is_dir() else []
+        names = [n for n in names if n.startswith("diffusion_pytorch_model")]
+        if not names:
+            raise InputError(f"--sd {path}: vae/ has no diffusion_pytorch_model.safetensors (or .bin) weights")
+        plain = any(n in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin") for n in names)
+        vae = AutoencoderKL.from_pretrained(str(path), subfolder="vae", local_files_only=True,
+                                            variant=None if plain else names[0].split(".")[1],
+                                            torch_dtype=torch.float32)
+        return vae.eval().requires_grad_(False)
+    from dfake_cli.models.sd import load_stable_diffusion
+
+    return load_stable_diffusion(spec, zero_context=True).vae
 
 
 class VaeEncoder:

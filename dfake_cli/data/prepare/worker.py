@@ -40,8 +40,7 @@ class UnitWorker:
     def encoder(self):
         """The SD-VAE encoder alone (the UNet is never loaded): encoder.py."""
         if self._encoder is None:
-            from dfake_cli.data.prepare.encoder import VaeEncoder
-            from dfake_cli.models.sd import load_vae
+            from dfake_cli.data.prepare.encoder import VaeEncoder, load_vae
 
             self._encoder = VaeEncoder(load_vae(self.sd_spec or "tiny"), device=self.device)
             self.latent_scaling = self._encoder.scaling_factor
