@@ -69,7 +69,9 @@ class VaeEncoder:
         means, logvars = [], []
         for i in range(0, len(faces), self.batch):
             x = torch.from_numpy(np.ascontiguousarray(faces[i : i + self.batch])).to(self.device)
-            x = x.permute(0, 3, 1, 2).to(self.dtype).contiguous(memory_format=self.memory_format) / 127.5 - 1.0
+            x = x.permute(0, 3, 1, 2).to(self.dtype) / 127.5 - 1.0  # the layout the CPU caches were always made with
+            if self.memory_format is torch.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             h = self.quant_conv(self.encoder(x)).float()
             mean, logvar = h.chunk(2, dim=1)
             means.append(mean.cpu().numpy().astype(np.float32))
