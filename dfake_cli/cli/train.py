@@ -66,6 +66,9 @@ def register(app: typer.Typer) -> None:
         resume: Annotated[bool, Opt("--resume", help="Continue --run (default: the latest run) from last/.")] = False,
         low_memory: Annotated[bool, Opt(
             "--low-memory", help="Activation checkpointing: less memory (batch 32 within 24 GB), same numerics.")] = False,
+        compile_: Annotated[bool, Opt("--compile", help="torch.compile the training step's forward.")] = False,
+        workers: Annotated[Optional[int], Opt(
+            "--workers", help="Loader worker processes (0: none; default: CPU cores - 1).")] = None,
         val_max_faces: Annotated[Optional[int], Opt("--val-max-faces", help="Validate on at most N faces.")] = None,
         val_losses: Annotated[Optional[bool], Opt(
             "--val-losses/--no-val-losses",
@@ -87,7 +90,7 @@ def register(app: typer.Typer) -> None:
             "zero_context": True if zero_context else None, "weight_lr": weight_lr, "select": select,
             "flip": flip, "cutout": cutout, "color_jitter": color_jitter, "gray": gray, "noise": noise,
             "precision": choice_value(precision), "device": device, "seed": seed, "resume": True if resume else None,
-            "low_memory": True if low_memory else None,
+            "low_memory": True if low_memory else None, "compile": True if compile_ else None, "workers": workers,
             "val_max_faces": val_max_faces, "val_losses": val_losses, "log_every": log_every,
             "save_every": save_every,
         }

@@ -70,7 +70,9 @@ class TrainConfig:
     val_max_faces: Optional[int] = None     # evenly spaced subset of the val split (None: all)
     val_losses: bool = True                 # also compute the loss terms on val (costs SD passes)
     val_batch_size: Optional[int] = None    # default: batch_size
-    prefetch: int = 4                       # batches prepared ahead by the loader thread
+    prefetch: int = 4                       # batches prepared ahead per loader worker
+    workers: Optional[int] = None           # loader worker processes (0: in the training process); default cores - 1
+    compile: bool = False                   # torch.compile the training step's forward
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,6 +97,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "log_every", "save_every", "prefetch"):
             if getattr(self, key) < 1:
                 raise bad(key, "must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise bad("workers", "must be 0 (no worker processes) or more")
         for key in ("steps", "val_max_faces", "val_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be at least 1")
