@@ -25,7 +25,8 @@ def register(app: typer.Typer) -> None:
             show_default=False)] = None,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Report folder (default: <workspace>/reports/<UTC time>).", show_default=False)] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Faces per forward pass.")] = 64,
+        batch_size: Annotated[Optional[int], typer.Option(
+            "--batch-size", "-b", min=1, help="Faces per forward pass (default 256 on CUDA, 64 on CPU).")] = None,
         precision: PrecisionOpt = None,
         device: DeviceOpt = None,
         json_out: JsonOpt = False,
