@@ -11,13 +11,14 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install test demo demo-sbi bench sample-data clean help
+.PHONY: install test demo demo-sbi bench bench-gpu sample-data clean help
 
 help:
 	@echo "make demo   - prepare -> train -> eval -> reconstruct on sample_data with the tiny SD"
 	@echo "make demo-sbi - the same detector trained on self-blended fakes of the reals only, beside make demo's"
 	@echo "make test   - run the test suite (installs first if needed)"
 	@echo "make bench  - quick CPU benchmarks (dfake bench --quick)"
+	@echo "make bench-gpu [QUICK=1] - every GPU figure in one run (QUICK=1: toy sizes on the CPU, < 2 min)"
 	@echo "make install / sample-data / clean"
 
 install: $(STAMP)
@@ -40,6 +41,9 @@ demo-sbi: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/dfake bench --quick
+
+bench-gpu: $(STAMP)
+	$(PY) -m dfake_cli.bench.gpu $(if $(QUICK),--quick)
 
 sample-data: $(STAMP)
 	$(PY) -m dfake_cli.sampledata.generate --out $(ROOT)/sample_data

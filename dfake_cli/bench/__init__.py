@@ -1,4 +1,5 @@
-"""`dfake bench` parts: train-step (ours vs an official-like step), prepare (face extraction), eval.
+"""`dfake bench` parts: train-step (ours vs an official-like step), train (end to end vs the step alone),
+loader (training batches/s vs the old reader), prepare (face extraction), eval.
 
 Each part is a plain function `bench_<part>(BenchOptions) -> list[BenchRow]` (common.py); the CLI prints
 the rows as a table and appends them to a JSON-lines file with the device, versions, commit and date.
@@ -30,6 +31,14 @@ def run_part(part: str, options: "BenchOptions") -> list["BenchRow"]:
         from dfake_cli.bench.train_step import bench_train_step
 
         return bench_train_step(options)
+    if part == "train":
+        from dfake_cli.bench.train import bench_train
+
+        return bench_train(options)
+    if part == "loader":
+        from dfake_cli.bench.loader import bench_loader
+
+        return bench_loader(options)
     if part == "prepare":
         from dfake_cli.bench.prepare import bench_prepare
 

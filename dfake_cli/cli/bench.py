@@ -1,4 +1,5 @@
-"""`dfake bench`: measure the training step (ours vs official-like), face preparation and evaluation."""
+"""`dfake bench`: the training step (ours vs official-like), training end to end, the loader, face preparation
+and evaluation."""
 
 from __future__ import annotations
 
