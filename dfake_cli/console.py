@@ -1,4 +1,9 @@
-"""One rich console for the whole tool, and the progress bar every long loop uses."""
+"""One rich console for the whole tool, and the progress bar every long loop uses.
+
+`console` (stdout) carries results: tables, the one JSON document of `--json`. `err_console` (stderr)
+carries everything else: progress bars, logs (`runtime.setup_logging`), notes. Progress is on unless
+`--quiet`/`--no-progress` (or DFAKE_NO_PROGRESS=1) turned it off.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +22,18 @@ from rich.progress import (
 
 console = Console(stderr=False, highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+_progress_enabled = True
+
+
+def set_progress(enabled: bool) -> None:
+    """Turn every later progress bar on or off (the CLI's --quiet / --no-progress)."""
+    global _progress_enabled
+    _progress_enabled = enabled
+
+
+def progress_enabled() -> bool:
+    return _progress_enabled and os.environ.get("DFAKE_NO_PROGRESS") != "1"
 
 
 def progress(unit: str = "it", transient: bool = False) -> Progress:
@@ -37,7 +54,7 @@ def progress(unit: str = "it", transient: bool = False) -> Progress:
         TextColumn("{task.fields[info]}"),
         console=err_console,  # progress is not a result: stdout stays clean for tables and --json
         transient=transient,
-        disable=os.environ.get("DFAKE_NO_PROGRESS") == "1",
+        disable=not progress_enabled(),
     )
 
 

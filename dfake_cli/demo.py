@@ -8,7 +8,8 @@ it proves that every stage runs and that the detector learns the miniature's fak
 the paper's numbers, and the guided-vs-baseline comparison printed at the end is whatever was measured.
 
 Environment overrides (for a quicker or longer run): DEMO_STEPS, DEMO_BATCH, DEMO_BACKBONE, DEMO_LR,
-DEMO_FRAMES, DFAKE_WORKSPACE.
+DEMO_FRAMES, DEMO_SIZE, DFAKE_WORKSPACE, DFAKE_SAMPLE_DATA (the sample data folder: a pip install has none,
+`python -m dfake_cli.sampledata.generate --out DIR` writes it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from rich.table import Table
 from dfake_cli.console import EMBEDDED_NOTICE, console
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "sample_data"
+IN_CLONE = (REPO / "pyproject.toml").is_file()  # a git clone (else: installed with pip, no sample_data/ beside it)
+SAMPLE = Path(os.environ.get("DFAKE_SAMPLE_DATA", REPO / "sample_data" if IN_CLONE else "sample_data")).resolve()
 
 # Training budget of the demo. A small backbone trained from scratch needs a larger learning rate than the
 # paper's 1e-5 (which assumes ImageNet-pretrained weights, unavailable offline).
@@ -81,11 +83,13 @@ def side_by_side(reports: dict[str, Path]) -> Table:
 
 
 def main() -> None:
-    workspace = Path(os.environ.get("DFAKE_WORKSPACE", REPO / "dfake-workspace")).resolve()
+    workspace = Path(os.environ.get("DFAKE_WORKSPACE", REPO / "dfake-workspace" if IN_CLONE else "dfake-workspace")).resolve()
     ffpp_root = SAMPLE / "FaceForensics++"
     celeb_root = SAMPLE / "Celeb-DF-v2"
     if not ffpp_root.is_dir() or not celeb_root.is_dir():
-        console.print(f"[red]sample data missing under {SAMPLE}: run `make sample-data`[/]")
+        how = "make sample-data" if IN_CLONE else f"python -m dfake_cli.sampledata.generate --out {SAMPLE}"
+        print(f"dfake demo: no sample data in {SAMPLE}; create it with `{how}`, or point "
+              f"DFAKE_SAMPLE_DATA at a copy", file=sys.stderr)
         sys.exit(2)
     console.print(EMBEDDED_NOTICE)
     started = time.time()

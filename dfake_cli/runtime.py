@@ -64,3 +64,31 @@ def version_of(dist: str) -> str:
         return _md.version(dist)
     except _md.PackageNotFoundError:
         return "not installed"
+
+
+#: The logger every dfake module logs under (`logging.getLogger(__name__)` of a dfake_cli module).
+LOGGER = "dfake_cli"
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """Logs to stderr through rich: -1 (--quiet) warnings only, 0 progress notes (info), 1 (--verbose) debug.
+
+    stdout is left to results, so `dfake ... --json > out.json` stays one JSON document whatever is logged.
+    """
+    import logging
+
+    from rich.logging import RichHandler
+
+    from dfake_cli.console import err_console
+
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logger = logging.getLogger(LOGGER)
+    for handler in list(logger.handlers):
+        if getattr(handler, "_dfake", False):
+            logger.removeHandler(handler)
+    handler = RichHandler(console=err_console, show_time=False, show_path=verbosity > 0, markup=False,
+                          rich_tracebacks=False)
+    handler._dfake = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)

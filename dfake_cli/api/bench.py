@@ -34,7 +34,7 @@ def run_bench(
     on_start: Optional[Callable[[dict[str, Any]], None]] = None,
     on_part: Optional[Callable[[str, list["BenchRow"]], None]] = None,
 ) -> BenchResult:
-    """Run `part` ("train-step", "prepare", "eval" or "all"); append each part's rows to `out` as it ends.
+    """Run `part` ("train-step", "train", "loader", "prepare", "eval" or "all"); append each part's rows to `out` as it ends.
 
     `on_start(environment)` before the first part and `on_part(name, rows)` after each one let the caller
     show figures as they come (a full run takes minutes).

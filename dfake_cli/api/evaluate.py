@@ -123,7 +123,7 @@ def run_eval(
     checkpoint: str | Path | None = None,
     out: str | Path | None = None,
     frames: int | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     device: str | None = None,
     precision: str | None = None,
     detector: Any = None,
@@ -149,6 +149,10 @@ def run_eval(
         raise InputError(f"--out {out} already exists; pass a new (or empty) folder: reports are never overwritten")
     device = check_device(device)
     precision = default_precision(device, precision)
+    if batch_size is None:  # a batch that fills a GPU (256), 64 on a CPU
+        from dfake_cli.evaluation.evaluate import default_batch_size
+
+        batch_size = default_batch_size(device)
     if precision not in PRECISIONS:
         raise InputError(f"--precision {precision!r}: use one of {', '.join(PRECISIONS)}")
     caches = resolve_datasets(workspace, list(datasets))

@@ -128,6 +128,13 @@ def reset_peak_memory(device: torch.device) -> None:
         torch.cuda.reset_peak_memory_stats(device)
 
 
+def peak_reserved(device: torch.device) -> int | str:
+    """Peak memory the CUDA caching allocator reserved (what the card had to hold); "n/a" off CUDA."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_reserved(device))
+    return "n/a"
+
+
 def peak_memory(device: torch.device) -> tuple[int, str]:
     """(bytes, what was measured). CUDA: peak allocated by torch since the last reset. CPU: process RSS peak."""
     if device.type == "cuda":
@@ -278,6 +285,7 @@ _DISPLAY = [  # metric key, column title, formatter
     ("frames_per_s", "frames/s", lambda v: f"{v:.1f}"),
     ("faces_per_s", "faces/s", lambda v: f"{v:.1f}"),
     ("peak_memory_bytes", "peak mem", fmt_bytes),
+    ("peak_reserved_bytes", "reserved", lambda v: fmt_bytes(v) if isinstance(v, int) else str(v)),
     ("flops_per_image", "FLOPs/image", fmt_flops),
     ("mfu", "MFU", lambda v: f"{100 * v:.2f}%"),
     ("speedup", "ratio", lambda v: f"{v:.2f}x"),
@@ -325,7 +333,7 @@ def _short(value: Any) -> str:
 # ----------------------------------------------------------------------------------------------- options
 
 
-PARTS = ("train-step", "prepare", "eval")
+from dfake_cli.bench.parts import PARTS  # noqa: E402  (re-exported: bench.common.PARTS)
 
 
 @dataclass

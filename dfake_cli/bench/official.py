@@ -1,6 +1,6 @@
 """An official-like DiffusionFake training step: our modules, run the way the reference code runs them.
 
-What the reference code does per step (spec part 9), reproduced here on the *same* modules and inputs as our
+What the reference code does per step (docs/decisions.md), reproduced here on the *same* modules and inputs as our
 step so that the ratio measures the execution strategy, not the architecture:
 
 - fp32 throughout (no autocast);
@@ -178,9 +178,17 @@ def official_mode(model):
     unet.enable_gradient_checkpointing()
     guide.enable_gradient_checkpointing()
     unet.requires_grad_(True)
+    recompute = (model.detector.recompute, getattr(model, "recompute_conditions", False))
+    model.detector.recompute = model.recompute_conditions = False  # ours under --low-memory only
+    unet_dtype, vae_device = next(unet.parameters()).dtype, next(model.sd.vae.parameters()).device
+    unet.to(torch.float32)  # ours may hold the frozen UNet in bf16 and the VAE off the GPU
+    model.sd.vae.to(model.device)
     try:
         yield
     finally:
+        unet.to(unet_dtype)
+        model.sd.vae.to(vae_device)
+        model.detector.recompute, model.recompute_conditions = recompute
         if backbone_ckpt:
             backbone.set_grad_checkpointing(True)
         unet.requires_grad_(False)

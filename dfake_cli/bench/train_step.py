@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
@@ -28,6 +28,7 @@ from dfake_cli.bench.common import (
     matmul_peak,
     mfu,
     peak_memory,
+    peak_reserved,
     reset_peak_memory,
     time_steps,
 )
@@ -119,37 +120,24 @@ def make_inputs(model, batch_size: int, device: torch.device, seed: int = 0) -> 
                       scores[0], scores[1])
 
 
-def sample_latents(mean: torch.Tensor, logvar: torch.Tensor, scaling: float, generator=None) -> torch.Tensor:
-    """A posterior sample from stored moments, scaled as the UNet expects (what the data loader does)."""
-    noise = torch.randn(mean.shape, generator=generator, device=generator.device if generator is not None else mean.device)
-    return (mean + torch.exp(0.5 * logvar) * noise.to(mean.device)) * scaling
-
-
 def our_losses(model, inputs: StepInputs, precision: str, generator=None) -> dict:
-    """Our step's forward: sampled latents, cached text embedding, one 2B batch, optional bf16 autocast."""
-    scaling = model.sd.scaling_factor
-    z_s = sample_latents(inputs.mean_s, inputs.logvar_s, scaling, generator)
-    z_t = sample_latents(inputs.mean_t, inputs.logvar_t, scaling, generator)
-    device = inputs.x.device
-    ctx = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == "bf16" else nullcontext()
-    with ctx:
-        return model.losses(inputs.x, inputs.labels, z_s, z_t, inputs.score_s, inputs.score_t, generator=generator)
+    """Our step's forward, exactly as the trainer runs it (train.step.forward_losses): latents sampled from
+    the stored moments on the device, cached text embedding, one 2B batch, optional bf16 autocast."""
+    from dfake_cli.train.step import forward_losses
+
+    return forward_losses(model.losses, inputs, precision, model.sd.scaling_factor, generator)
 
 
 def make_our_step(model, optimizer, inputs: StepInputs, precision: str, compiled: bool = False,
-                  seed: int = 0) -> Callable[[], float]:
-    forward = our_losses
-    if compiled:
-        forward = torch.compile(our_losses)
-    device = inputs.x.device
-    gen = torch.Generator(device=device).manual_seed(seed)
+                  seed: int = 0) -> Callable[[], Any]:
+    """The trainer's own step function (train.step.TrainStep) on fixed inputs: no replica."""
+    from dfake_cli.train.step import LossModule, TrainStep
 
-    def step() -> float:
-        out = forward(model, inputs, precision, gen)
-        optimizer.zero_grad(set_to_none=True)
-        out["total"].backward()
-        optimizer.step()
-        return out["total"].detach()
+    step_fn = TrainStep(LossModule(model), optimizer, precision, model.sd.scaling_factor, compile=compiled)
+    gen = torch.Generator(device=inputs.x.device).manual_seed(seed)
+
+    def step():
+        return step_fn(inputs, gen)["total"]
 
     return step
 
@@ -246,12 +234,14 @@ def _measure(name: str, step: Callable[[], Any], setup: TrainStepSetup, device: 
     flops = count_flops(step) if count else None
     timing = time_steps(step, device, steps=setup.steps, warmup=max(0, setup.warmup - (1 if count else 0)))
     mem, mem_label = peak_memory(device)
+    reserved = peak_reserved(device)
     sec = timing.median
     metrics: dict[str, Any] = {
         "ms_per_step": 1000 * sec,
         "images_per_s": setup.batch_size / sec,
         "peak_memory_bytes": mem,
         "peak_memory_kind": mem_label,
+        "peak_reserved_bytes": reserved,  # CUDA allocator reserve; "n/a" on the CPU
         "batch_size": setup.batch_size,
         "steps_timed": len(timing.times),
     }
@@ -316,8 +306,11 @@ def bench_train_step(options: BenchOptions) -> list[BenchRow]:
     peak = matmul_peak(device)
     model, _ = build_model(setup, device, options.seed, gradient_checkpointing=options.low_memory)
     params = model.count_parameters()
-    optimizer = torch.optim.AdamW(model.trainable_parameters(), lr=1e-5, weight_decay=0.01)
-    inputs = make_inputs(model, setup.batch_size, device, options.seed)
+    from dfake_cli.train.step import make_optimizer, prepare_model
+
+    inputs = make_inputs(model, setup.batch_size, device, options.seed)  # VAE moments, before the VAE leaves
+    prepare_model(model, precision, device)  # the trainer's placement: bf16 UNet under bf16, VAE off the GPU
+    optimizer = make_optimizer(model.trainable_parameters(), 1e-5, 0.01, device)
     text_encoder, text_note = text_encoder_for(model.sd.unet)
     text_encoder = text_encoder.to(device).requires_grad_(False).eval()
     common = {"setup": asdict(setup), "matmul_peak_flops_per_s": peak["flops_per_s"], "matmul_peak": peak["label"],

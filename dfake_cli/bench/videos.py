@@ -56,9 +56,24 @@ def moving_frames(num_frames: int, seed: int = 0, width: int = WIDTH, height: in
     return frames
 
 
+def tinted(frames: np.ndarray) -> np.ndarray:
+    """A stand-in fake: the same frames with a warmer, brighter face region (pixel-aligned with them).
+
+    Only the bright part of each frame (the portrait) changes, so detection, tracking and the warp of the
+    target original behave as with a real face swap of that video.
+    """
+    out = frames.astype(np.int16)
+    face = out.mean(axis=-1, keepdims=True) > 60
+    out += np.where(face, np.array([18, 4, -10], np.int16), 0)
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
 def make_videos(folder: str | Path, num_videos: int, num_frames: int, seed: int = 0,
-                width: int = WIDTH, height: int = HEIGHT) -> list[Path]:
-    """Write `num_videos` H.264 mp4s of `num_frames` frames each into `folder`; returns their paths."""
+                width: int = WIDTH, height: int = HEIGHT, tint: bool = False) -> list[Path]:
+    """Write `num_videos` H.264 mp4s of `num_frames` frames each into `folder`; returns their paths.
+
+    `tint=True` writes the stand-in fakes of the videos the same seed gives (see `tinted`).
+    """
     from dfake_cli.sampledata.videoio import write_video
 
     folder = Path(folder)
@@ -66,7 +81,8 @@ def make_videos(folder: str | Path, num_videos: int, num_frames: int, seed: int 
     for v in range(num_videos):
         path = folder / f"bench_{v:03d}.mp4"
         if not path.is_file():
-            write_video(path, moving_frames(num_frames, seed=seed + v, width=width, height=height), fps=25)
+            frames = moving_frames(num_frames, seed=seed + v, width=width, height=height)
+            write_video(path, tinted(frames) if tint else frames, fps=25)
         paths.append(path)
     return paths
 

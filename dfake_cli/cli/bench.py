@@ -1,30 +1,31 @@
-"""`dfake bench`: measure the training step (ours vs official-like), face preparation and evaluation."""
+"""`dfake bench`: the training step (ours vs official-like), training end to end, the loader, face preparation
+and evaluation."""
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Annotated, Optional
 
 import typer
 
-from dfake_cli.cli.options import JsonOpt
+from dfake_cli.bench.parts import PARTS
+from dfake_cli.cli.options import DeviceOpt, JsonOpt, PrecisionOpt, choice_value
 from dfake_cli.cli.render import emit_json
 
-PART_HELP = "train-step | prepare | eval | all"
+BenchPart = Enum("BenchPart", {name: name for name in (*PARTS, "all")}, type=str)  # choices from bench.parts
 
 
 def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_cmd(
-        part: Annotated[str, typer.Argument(help=PART_HELP)] = "all",
+        part: Annotated[BenchPart, typer.Argument(help="Which part to measure; all = every part in turn.")] = "all",
         quick: Annotated[bool, typer.Option("--quick", help="Toy sizes on the CPU, all parts in under two minutes.")] = False,
         batch_size: Annotated[Optional[int], typer.Option(
             "--batch-size", help="Training-step batch (default 32 on GPU, 1 on CPU).")] = None,
-        precision: Annotated[Optional[str], typer.Option(
-            "--precision", help="bf16 | fp32 for our step (default bf16 on CUDA, fp32 on CPU).")] = None,
+        precision: PrecisionOpt = None,
         compile_: Annotated[bool, typer.Option("--compile", help="torch.compile our training step.")] = False,
         low_memory: Annotated[bool, typer.Option("--low-memory", help="Our step with activation checkpointing.")] = False,
-        device: Annotated[Optional[str], typer.Option(
-            "--device", help="cpu | cuda | cuda:N (default: cuda if available).")] = None,
+        device: DeviceOpt = None,
         steps: Annotated[Optional[int], typer.Option(
             "--steps", help="Measured steps per variant (median is reported).")] = None,
         out: Annotated[str, typer.Option(
@@ -36,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from dfake_cli.bench.common import BenchOptions, rows_footnotes, rows_table
         from dfake_cli.console import console, err_console
 
-        options = BenchOptions(quick=quick, batch_size=batch_size, precision=precision, compile=compile_,
+        options = BenchOptions(quick=quick, batch_size=batch_size, precision=choice_value(precision), compile=compile_,
                                low_memory=low_memory, device=device, steps=steps)
         # With --json the tables go to stderr, so stdout holds the one JSON document.
         show = err_console if json_out else console
@@ -50,7 +51,7 @@ def register(app: typer.Typer) -> None:
             for note in rows_footnotes(rows):
                 show.print(f"  [dim]- {note}[/]")
 
-        result = run_bench(part, options, out or None, on_start=on_start, on_part=on_part)
+        result = run_bench(choice_value(part), options, out or None, on_start=on_start, on_part=on_part)
         if result.out is not None:
             err_console.print(f"appended {len(result.rows)} rows to {result.out}")
         if json_out:

@@ -8,7 +8,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import CheckpointOpt, DeviceOpt, JsonOpt
+from dfake_cli.cli.options import CheckpointOpt, DeviceOpt, JsonOpt, PrecisionOpt, choice_value
 from dfake_cli.cli.render import emit_json
 
 
@@ -25,9 +25,9 @@ def register(app: typer.Typer) -> None:
             show_default=False)] = None,
         out: Annotated[Optional[Path], typer.Option(
             "--out", "-o", help="Report folder (default: <workspace>/reports/<UTC time>).", show_default=False)] = None,
-        batch_size: Annotated[int, typer.Option("--batch-size", "-b", min=1, help="Faces per forward pass.")] = 64,
-        precision: Annotated[Optional[str], typer.Option(
-            "--precision", help="bf16 | fp32 (default: bf16 on CUDA, fp32 on CPU).", show_default=False)] = None,
+        batch_size: Annotated[Optional[int], typer.Option(
+            "--batch-size", "-b", min=1, help="Faces per forward pass (default 256 on CUDA, 64 on CPU).")] = None,
+        precision: PrecisionOpt = None,
         device: DeviceOpt = None,
         json_out: JsonOpt = False,
     ) -> None:
@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from dfake_cli.evaluation.report import table1
 
         result = run_eval(state(ctx).workspace, dataset, checkpoint=checkpoint, out=out, frames=frames,
-                          batch_size=batch_size, device=device, precision=precision)
+                          batch_size=batch_size, device=device, precision=choice_value(precision))
         if json_out:
             emit_json(result.to_dict())
             return

@@ -59,11 +59,23 @@ def _global(
         help="Workspace folder (caches in data/, runs in runs/). Default: ./dfake-workspace.", show_default=False,
     )] = None,
     verbose: Annotated[bool, typer.Option(
-        "--verbose", "-v", envvar="DFAKE_VERBOSE", show_envvar=True, help="Show tracebacks on errors.")] = False,
+        "--verbose", "-v", envvar="DFAKE_VERBOSE", show_envvar=True,
+        help="Debug logs, and a traceback with every error.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Warnings and errors only: no progress bars, no progress notes.")] = False,
+    no_progress: Annotated[bool, typer.Option(
+        "--no-progress", envvar="DFAKE_NO_PROGRESS", show_envvar=True,
+        help="No progress bars (logs stay); for logs of batch jobs.")] = False,
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    ctx.obj = State(workspace, verbose)
+    """Results go to stdout (tables, or one JSON document with --json); progress and logs to stderr."""
+    from dfake_cli.console import set_progress
+    from dfake_cli.runtime import setup_logging
+
+    ctx.obj = State(workspace, verbose, quiet)
+    set_progress(not (quiet or no_progress))
+    setup_logging(-1 if quiet else 1 if verbose else 0)
 
 
 for _name in COMMAND_MODULES:
@@ -71,6 +83,17 @@ for _name in COMMAND_MODULES:
 
 
 _INTERRUPTED = "dfake: interrupted (work written so far is kept; run the same command again to resume)"
+
+
+def _by_ctrl_c(exc: BaseException) -> bool:
+    """Whether `exc` was raised because of a KeyboardInterrupt (anywhere down its cause/context chain)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _one_line(message: str) -> str:
@@ -85,21 +108,23 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         rc = command.main(args=args, prog_name="dfake", standalone_mode=False)
         code = rc if isinstance(rc, int) else 0
-        if code == 130:  # typer turns Ctrl-C into a returned 130 (commands never return it themselves)
+        if code == 130:  # typer catches Ctrl-C itself and *returns* Exit(130)'s code: no exception reaches us
             typer.echo(_INTERRUPTED, err=True)
     except typer.Exit as exc:
         code = exc.exit_code
-        if isinstance(exc.__cause__, KeyboardInterrupt):  # typer turns Ctrl-C into Exit(130)
+        if _by_ctrl_c(exc) or code == 130:  # some typer/click paths turn Ctrl-C into Exit(130)
             typer.echo(_INTERRUPTED, err=True)
-    except typer.Abort:
-        typer.echo("dfake: aborted", err=True)
+            code = 130
+    except typer.Abort as exc:  # click turns a KeyboardInterrupt into Abort
+        typer.echo(_INTERRUPTED if _by_ctrl_c(exc) else "dfake: aborted", err=True)
         code = 130
     except _cx.NoArgsIsHelpError as exc:
         typer.echo(exc.format_message())
         code = 0
     except _cx.UsageError as exc:
         hint = f" (see 'dfake {exc.ctx.command_path.split(' ', 1)[1]} --help')" if exc.ctx and " " in exc.ctx.command_path else " (see 'dfake --help')"
-        typer.echo(f"dfake: error: {_one_line(exc.format_message())}{hint}", err=True)
+        message = _one_line(exc.format_message()).replace("Value error, ", "")  # typer's validation prefix
+        typer.echo(f"dfake: error: {message}{hint}", err=True)
         code = 2
     except _cx.ClickException as exc:
         typer.echo(f"dfake: error: {_one_line(exc.format_message())}", err=True)

@@ -13,7 +13,7 @@ import typer
 
 from dfake_cli.cli import prepare_sbi, prepare_testsets
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.options import SD_ENVVAR, Compression, DEVICE, JsonOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -29,7 +29,7 @@ prepare_app = typer.Typer(
 def _ffpp_command(
     ctx: typer.Context,
     root: Annotated[str, typer.Argument(help="The FaceForensics++ folder (with train/val/test.json).")],
-    compression: Annotated[str, typer.Option("--compression", "-c", help="raw | c23 | c40.")] = "c23",
+    compression: Annotated[Compression, typer.Option("--compression", "-c", help="FF++ video quality.")] = Compression.c23,
     methods: Annotated[Optional[str], typer.Option(
         "--methods", help="Comma-separated methods, e.g. Deepfakes,FaceSwap. Default: the four classic "
         "methods (the paper's training set); FaceShifter only when named.", show_default=False)] = None,
@@ -38,9 +38,10 @@ def _ffpp_command(
     margin: Annotated[float, typer.Option(
         "--margin", help="Context around the face: the template is shrunk by 1/margin.")] = DEFAULT_MARGIN,
     sd: Annotated[Optional[str], typer.Option(
-        "--sd", help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
-        "demo's random tiny SD). Default: $DFAKE_SD.", show_default=False)] = None,
-    device: Annotated[str, typer.Option("--device", help="cpu | cuda.")] = "cpu",
+        "--sd", envvar=SD_ENVVAR, show_envvar=True,
+        help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
+        "demo's random tiny SD).", show_default=False)] = None,
+    device: Annotated[str, typer.Option("--device", **DEVICE, help="cpu, cuda or cuda:N.")] = "cpu",
     workers: Annotated[int, typer.Option(
         "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda). "
         "Under torchrun: per rank.")] = 0,
@@ -54,7 +55,7 @@ def _ffpp_command(
 
     # Ctrl-C: finished videos are kept; cli.main prints the one-line resume hint.
     result = prepare_ffpp(
-        root, state(ctx).workspace, compression=compression, methods=methods, frames=frames, size=size,
+        root, state(ctx).workspace, compression=compression.value, methods=methods, frames=frames, size=size,
         margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports, once

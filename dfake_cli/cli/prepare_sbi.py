@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.options import Compression, JsonOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -30,7 +30,7 @@ def _sbi_command(
                                               "(only the REAL ones are used).", show_default=False)],
     layout: Annotated[Optional[Layout], typer.Option(
         "--layout", help="How ROOT is laid out (default: detected).", show_default=False)] = None,
-    compression: Annotated[str, typer.Option("--compression", "-c", help="FF++: raw | c23 | c40.")] = "c23",
+    compression: Annotated[Compression, typer.Option("--compression", "-c", help="FF++ video quality.")] = Compression.c23,
     variants: Annotated[int, typer.Option("--variants", help="Self-blended fakes per real face.")] = 2,
     seed: Annotated[int, typer.Option("--seed", help="Fixes every blend (with the video and frame).")] = 0,
     blend_ratios: Annotated[Optional[str], typer.Option(
@@ -81,7 +81,7 @@ def _sbi_command(
     from dfake_cli.console import console
 
     result = prepare_sbi(
-        root, state(ctx).workspace, layout=layout.value if layout else None, compression=compression,
+        root, state(ctx).workspace, layout=layout.value if layout else None, compression=compression.value,
         variants=variants, seed=seed, target_aug=target_aug, blend_ratios=blend_ratios, mask_blur=mask_blur,
         max_shift=max_shift, max_scale=max_scale, elastic=elastic, forehead=forehead, downscale=downscale,
         frames=frames, size=size, margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.options import Compression, DEVICE, JsonOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -26,7 +26,7 @@ Size = Annotated[Optional[int], typer.Option(
 Margin = Annotated[Optional[float], typer.Option(
     "--margin", help=f"Crop margin around the face (default: as ffpp, else {DEFAULT_MARGIN}).",
     show_default=False)]
-Device = Annotated[str, typer.Option("--device", help="Face detection device: cpu or cuda.")]
+Device = Annotated[str, typer.Option("--device", **DEVICE, help="Face detection device: cpu, cuda or cuda:N.")]
 Workers = Annotated[int, typer.Option(
     "--workers", min=0, help="Videos prepared in parallel (processes); 0 = one per CPU core (1 on cuda).")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N videos (a quick look).",
@@ -75,10 +75,10 @@ def register(prepare_app: typer.Typer) -> None:
     @prepare_app.command("dfd")
     def dfd(ctx: typer.Context, root: Root, name: Name = None, frames: Frames = 32, size: Size = None,
             margin: Margin = None, device: Device = "cpu", workers: Workers = 0, limit: Limit = None,
-            compression: Annotated[str, typer.Option("--compression", help="raw | c23 | c40.")] = "c23",
+            compression: Annotated[Compression, typer.Option("--compression", help="FF++ video quality.")] = Compression.c23,
             json_out: JsonOpt = False) -> None:
         """DeepFakeDetection from the FaceForensics++ folder; mask videos pick the manipulated face."""
-        _run(ctx, "dfd", root, name, frames, size, margin, device, workers, limit, json_out, compression=compression)
+        _run(ctx, "dfd", root, name, frames, size, margin, device, workers, limit, json_out, compression=compression.value)
 
     @prepare_app.command("wdf")
     def wdf(ctx: typer.Context, root: Root, name: Name = None, frames: Frames = 32, size: Size = None,

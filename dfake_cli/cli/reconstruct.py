@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import DeviceOpt, JsonOpt
+from dfake_cli.cli.options import SD_ENVVAR, SD_HELP, DeviceOpt, JsonOpt
 from dfake_cli.cli.render import emit_json
 
 
@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
             "--out", "-o", help="Grid PNG (default: <workspace>/reconstructions/<image name>.png).",
             show_default=False)] = None,
         sd: Annotated[Optional[str], typer.Option(
-            "--sd", help="Stable Diffusion: tiny | diffusers folder | SD-1.5 file (default: the checkpoint's).",
+            "--sd", envvar=SD_ENVVAR, show_envvar=True, help=f"{SD_HELP} Default: the checkpoint's.",
             show_default=False)] = None,
         json_out: JsonOpt = False,
         device: DeviceOpt = None,

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import JsonOpt
+from dfake_cli.cli.options import SD_ENVVAR, DeviceOpt, JsonOpt, PrecisionOpt, choice_value
 from dfake_cli.cli.render import emit_json
 
 Opt = typer.Option
@@ -31,8 +31,9 @@ def register(app: typer.Typer) -> None:
             help="Run name (default: <timestamp>-<backbone>). Under torchrun write --run-name: torchrun's own "
             "parser takes --run for an abbreviation of its --run-path.")] = None,
         backbone: Annotated[Optional[str], Opt("--backbone", help="timm backbone (default efficientnet_b4).")] = None,
-        sd: Annotated[Optional[str], Opt("--sd", help="SD-1.5 file or diffusers folder ('tiny': the demo SD); must "
-                                         "match prepare. Default: $DFAKE_SD; required for a guided run.")] = None,
+        sd: Annotated[Optional[str], Opt(
+            "--sd", envvar=SD_ENVVAR, show_envvar=True, help="SD-1.5 file or diffusers folder ('tiny': the demo "
+            "SD); must match prepare. Required for a guided run.")] = None,
         epochs: Annotated[Optional[int], Opt("--epochs", help="Epochs (default 20; an epoch is balanced real/fake).")] = None,
         steps: Annotated[Optional[int], Opt("--steps", help="Total steps of the run (overrides --epochs).")] = None,
         batch_size: Annotated[Optional[int], Opt("--batch-size", help="Batch size per process (default 32).")] = None,
@@ -58,15 +59,16 @@ def register(app: typer.Typer) -> None:
         noise: Annotated[Optional[float], Opt("--noise", help="Gaussian pixel-noise probability (default 0).")] = None,
         backbone_weights: Annotated[Optional[str], Opt(
             "--backbone-weights", help="Local backbone weights, or 'none'.")] = None,
-        precision: Annotated[Optional[str], Opt(
-            "--precision", help="bf16 or fp32 (default bf16 on CUDA, fp32 on CPU).")] = None,
-        device: Annotated[Optional[str], Opt(
-            "--device", help="cpu, cuda or cuda:N (default: cuda if available).")] = None,
+        precision: PrecisionOpt = None,
+        device: DeviceOpt = None,
         seed: Annotated[Optional[int], Opt(
             "--seed", help="Seed of data order, augmentation and noise (default 3407).")] = None,
         resume: Annotated[bool, Opt("--resume", help="Continue --run (default: the latest run) from last/.")] = False,
         low_memory: Annotated[bool, Opt(
             "--low-memory", help="Activation checkpointing: less memory (batch 32 within 24 GB), same numerics.")] = False,
+        compile_: Annotated[bool, Opt("--compile", help="torch.compile the training step's forward.")] = False,
+        workers: Annotated[Optional[int], Opt(
+            "--workers", help="Loader worker processes (0: none; default: CPU cores - 1).")] = None,
         val_max_faces: Annotated[Optional[int], Opt("--val-max-faces", help="Validate on at most N faces.")] = None,
         val_losses: Annotated[Optional[bool], Opt(
             "--val-losses/--no-val-losses",
@@ -87,8 +89,8 @@ def register(app: typer.Typer) -> None:
             "random_sd": True if random_sd else None, "backbone_weights": backbone_weights,
             "zero_context": True if zero_context else None, "weight_lr": weight_lr, "select": select,
             "flip": flip, "cutout": cutout, "color_jitter": color_jitter, "gray": gray, "noise": noise,
-            "precision": precision, "device": device, "seed": seed, "resume": True if resume else None,
-            "low_memory": True if low_memory else None,
+            "precision": choice_value(precision), "device": device, "seed": seed, "resume": True if resume else None,
+            "low_memory": True if low_memory else None, "compile": True if compile_ else None, "workers": workers,
             "val_max_faces": val_max_faces, "val_losses": val_losses, "log_every": log_every,
             "save_every": save_every,
         }

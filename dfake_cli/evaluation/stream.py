@@ -1,74 +1,45 @@
-"""Streaming faces out of a cache fast enough for a GPU: parallel decompression and a prefetch thread.
+"""Reading faces out of a cache for evaluation's simple path (test doubles, plain callables, the benchmark's
+baseline): `ChunkReader(path).read(rows)` and a `prefetch` thread one or two batches ahead.
 
-A cache stores one face per gzip chunk. h5py decompresses chunks one at a time while holding its global
-lock, which caps a reader at roughly one core (~1-2k faces/s at 256 px). `ChunkReader` instead fetches the
-raw compressed chunks (cheap) and inflates them in a thread pool: zlib releases the GIL, so this scales
-with cores. `prefetch` runs the reading one or two batches ahead of the model in a background thread.
+A dfake Detector is evaluated through the training loader instead (train/loader.py: worker processes,
+pinned memory); both read faces chunk by chunk as `FaceCache.faces` does (docs/cache.md).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
 import threading
-import zlib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
 
-_GZIP = 1  # HDF5 filter id of deflate
-
 
 class ChunkReader:
-    """Read faces by row: raw chunks + threaded inflate when the layout allows, else plain h5py.
-
-    The fast path needs one face per chunk, uint8, and deflate as the only filter; anything else (a cache
-    written by another tool, shuffle, no compression) falls back to h5py's own reading, same result.
-    """
+    """Read faces by row, one direct chunk read per row where the layout allows (raw or gzip chunks of one
+    face), else through h5py; `threads` is accepted for compatibility (inflating is now done inline)."""
 
     def __init__(self, path: str | Path, threads: int | None = None):
         import h5py
 
+        from dfake_cli.data.cache.reader import chunk_layout
+
         self._h = h5py.File(path, "r")
         self._dset = self._h["faces"]
-        d = self._dset
-        self.shape = tuple(d.shape[1:])
-        filters = d.id.get_create_plist()
-        ids = [filters.get_filter(i)[0] for i in range(filters.get_nfilters())]
-        self.fast = (d.chunks == (1, *self.shape) and d.dtype == np.uint8 and ids == [_GZIP])
-        self.threads = threads or max(1, min(8, os.cpu_count() or 1))
-        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="dfake-inflate") if self.fast else None
-        self._nbytes = int(np.prod(self.shape))
-
-    def _inflate(self, raw: tuple[int, bytes]) -> np.ndarray:
-        mask, data = raw
-        if mask:  # the filter was skipped for this chunk (HDF5 stores it raw): use the bytes as they are
-            return np.frombuffer(data, np.uint8)
-        return np.frombuffer(zlib.decompress(data), np.uint8)
+        self.shape = tuple(self._dset.shape[1:])
+        self.layout = chunk_layout(self._dset)
+        self.fast = self.layout is not None
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """uint8 (len(rows), S, S, 3) in the order of `rows`."""
+        from dfake_cli.data.cache.reader import _read_rows, read_chunk_rows
+
         rows = np.asarray(rows, dtype=np.int64)
         if not self.fast:
-            from dfake_cli.data.cache import _read_rows
-
             return _read_rows(self._dset, rows)
-        out = np.empty((len(rows), *self.shape), np.uint8)
-        zeros = (0,) * len(self.shape)
-        raws = [self._dset.id.read_direct_chunk((int(r), *zeros)) for r in rows]
-        flat = out.reshape(len(rows), -1)
-        for i, arr in enumerate(self._pool.map(self._inflate, raws)):
-            if arr.size != self._nbytes:
-                raise OSError(f"chunk of row {rows[i]} has {arr.size} bytes, expected {self._nbytes}")
-            flat[i] = arr
-        return out
+        return read_chunk_rows(self._dset, rows, self.layout)
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
         self._h.close()
 
     def __enter__(self) -> "ChunkReader":

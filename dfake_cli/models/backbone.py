@@ -167,11 +167,45 @@ class DetectorNet(nn.Module):
         super().__init__()
         self.encoder = Encoder(backbone, image_size, weights)
         self.head = nn.Linear(self.encoder.channels, 1)
+        self.recompute = False  # --low-memory for backbones timm cannot checkpoint safely (BatchNorm)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits (B,), feature map (B, C, h, w))."""
-        feat = self.encoder(x)
+        if self.recompute and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            feat = checkpoint(self.encoder, x, use_reentrant=False, context_fn=batchnorm_safe_recompute(self.encoder))
+        else:
+            feat = self.encoder(x)
         return self.head(feat.mean(dim=(2, 3))).squeeze(1), feat
+
+
+def batchnorm_safe_recompute(module: nn.Module):
+    """`context_fn` for non-reentrant activation checkpointing of a module with BatchNorm layers.
+
+    Recomputing a forward in backward runs every BatchNorm a second time in training mode, which would
+    update its running statistics twice per step (a different model than without checkpointing). During the
+    recompute pass the momentum is set to 0 (the running statistics stay exactly as they are; the batch
+    statistics, which the gradients need, are unchanged) and the batch counter is restored afterwards.
+    """
+    from contextlib import contextmanager, nullcontext
+
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+
+    @contextmanager
+    def recompute():
+        saved = [(m.momentum, None if m.num_batches_tracked is None else m.num_batches_tracked.clone()) for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            yield
+        finally:
+            for m, (momentum, count) in zip(norms, saved):
+                m.momentum = momentum
+                if count is not None:
+                    m.num_batches_tracked.copy_(count)
+
+    return lambda: (nullcontext(), recompute())
 
 
 def preprocess_images(images, image_size: int, mean, std, device=None) -> torch.Tensor:

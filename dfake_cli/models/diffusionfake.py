@@ -141,20 +141,24 @@ class DiffusionFake(nn.Module):
     def enable_gradient_checkpointing(self) -> None:
         """Recompute guide, UNet and backbone activations in backward (SD-1.5 scale on small GPUs).
 
-        The backbone uses timm's `set_grad_checkpointing` where the model supports it, but only when it has
-        no BatchNorm: a recomputed forward would update BatchNorm's running statistics twice per step and
-        so change the trained model (the guide and UNet use GroupNorm and are unaffected).
+        The backbone uses timm's `set_grad_checkpointing` where the model supports it and has no BatchNorm;
+        otherwise the whole encoder is recomputed with BatchNorm's running statistics frozen during the
+        recompute (`batchnorm_safe_recompute`), so they are updated once per step as without checkpointing.
+        The upsamplers and filters are recomputed too (the guide and UNet use GroupNorm: unaffected).
         """
         if self.sd is not None:
             self.guide.enable_gradient_checkpointing()
             self.sd.unet.enable_gradient_checkpointing()
+            self.recompute_conditions = True  # upsamplers + filters: (B, C0, H/8, W/8) maps per branch
         backbone = self.detector.encoder.model
         has_batchnorm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in backbone.modules())
         if hasattr(backbone, "set_grad_checkpointing") and not has_batchnorm:
             try:
                 backbone.set_grad_checkpointing(True)
+                return
             except (AssertionError, NotImplementedError):  # some timm models do not implement it
                 pass
+        self.detector.recompute = True  # the whole encoder, BatchNorm statistics updated once
 
     # -- forward pieces ---------------------------------------------------------------------------------
     def preprocess(self, images) -> torch.Tensor:
@@ -168,8 +172,14 @@ class DiffusionFake(nn.Module):
 
     def guide_conditions(self, feat: torch.Tensor):
         """(cond_s, cond_t, w_s, w_t) from the raw encoder map; W = 1 under the no-weight ablation."""
-        cond_s = self.filter_s(self.upsample_s(feat))
-        cond_t = self.filter_t(self.upsample_t(feat))
+        if getattr(self, "recompute_conditions", False) and self.training and torch.is_grad_enabled():
+            from torch.utils.checkpoint import checkpoint
+
+            cond_s = checkpoint(lambda f: self.filter_s(self.upsample_s(f)), feat, use_reentrant=False)
+            cond_t = checkpoint(lambda f: self.filter_t(self.upsample_t(f)), feat, use_reentrant=False)
+        else:
+            cond_s = self.filter_s(self.upsample_s(feat))
+            cond_t = self.filter_t(self.upsample_t(feat))
         if self.config.use_weight:
             w_s, w_t = self.weight_s(feat), self.weight_t(feat)
         else:
@@ -240,13 +250,15 @@ class DiffusionFake(nn.Module):
         return out
 
     # -- checkpoints ------------------------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path) -> Path:
-        """config.json + model.safetensors (trainable parts and the text embedding; the SD comes from its spec)."""
+    def save_pretrained(self, directory: str | Path, tensors: dict[str, torch.Tensor] | None = None) -> Path:
+        """config.json + model.safetensors (trainable parts and the text embedding; the SD comes from its spec).
+
+        `tensors`: a snapshot of `trainable_state_dict()` taken earlier (background checkpoint writes)."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {"format": "dfake-diffusionfake-v1", "sd_identity": self.config.sd_identity,
                 "image_size": str(self.config.image_size)}  # checked against config.json on load
-        _save_tensors(self.trainable_state_dict(), directory / MODEL_WEIGHTS, meta)
+        _save_tensors(self.trainable_state_dict() if tensors is None else tensors, directory / MODEL_WEIGHTS, meta)
         with atomic_path(directory / CONFIG_NAME) as tmp:
             tmp.write_text(self.config.to_json())
         return directory

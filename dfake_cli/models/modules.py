@@ -1,4 +1,4 @@
-"""The per-branch heads of DiffusionFake (spec part 1): Upsampler, FeatureFilter, WeightNet.
+"""The per-branch heads of DiffusionFake (docs/architecture.md, Model): Upsampler, FeatureFilter, WeightNet.
 
 Each branch (source, target) owns one of each; the guide itself is shared.
 """

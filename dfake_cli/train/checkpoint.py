@@ -8,8 +8,11 @@ previous checkpoint whole.
 
 from __future__ import annotations
 
+import copy
 import json
 import random
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +28,18 @@ STATE_JSON = "trainer_state.json"
 STATE_FORMAT = "dfake-trainer-state-v1"
 
 
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer state_dict into tensors (`optim.<param>.<key>`) and JSON-able scalars."""
+def optimizer_to_flat(optimizer: torch.optim.Optimizer, to_host=None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split an optimizer state_dict into tensors (`optim.<param>.<key>`) and JSON-able scalars.
+
+    `to_host(tensor)` copies a tensor off the device (default: a blocking `.cpu()`)."""
+    to_host = to_host or (lambda t: t.detach().cpu().contiguous())
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for pid, entry in sd["state"].items():
         for key, value in entry.items():
             if torch.is_tensor(value):
-                tensors[f"optim.{pid}.{key}"] = value.detach().cpu().contiguous()
+                tensors[f"optim.{pid}.{key}"] = to_host(value)
             else:
                 scalars.setdefault(str(pid), {})[key] = value
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
@@ -80,22 +86,102 @@ def rng_from_flat(tensors: dict[str, torch.Tensor], meta: dict) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss_next"]))
 
 
-def save_checkpoint(model, dest: Path, optimizer: torch.optim.Optimizer | None = None,
-                    state: dict[str, Any] | None = None) -> Path:
-    """Write the model (and, with `optimizer`/`state`, the trainer state) to `dest` atomically."""
+@dataclass
+class Snapshot:
+    """Everything a checkpoint folder holds, copied off the live model at one step (host memory)."""
+
+    model: Any                                   # for its config and save_pretrained(tensors=...)
+    tensors: dict[str, torch.Tensor]             # the model's trainable_state_dict, copied
+    optimizer: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+    rng: tuple[dict[str, torch.Tensor], dict[str, Any]] | None = None
+    state: dict[str, Any] | None = None
+    ready: Any = None                            # a CUDA event the copies complete at (None: complete)
+
+    def wait(self) -> None:
+        if self.ready is not None:
+            self.ready.synchronize()
+
+
+def _host_copy(t: torch.Tensor) -> torch.Tensor:
+    """A host copy that later training steps cannot change: pinned + non-blocking from a GPU, a clone on CPU."""
+    t = t.detach().contiguous()
+    if t.device.type == "cuda":
+        out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+        return out.copy_(t, non_blocking=True)
+    return t.clone()
+
+
+def snapshot(model, optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Snapshot:
+    """Copy the state to save now; writing it (`write_snapshot`) may then happen in another thread while
+    training continues. On CUDA the copies are queued on the current stream and `ready` marks their end."""
+    tensors = {k: _host_copy(v) for k, v in model.trainable_state_dict().items()}
+    opt = None
+    if optimizer is not None:
+        opt_t, opt_meta = optimizer_to_flat(optimizer, _host_copy)
+        opt = (opt_t, copy.deepcopy(opt_meta))
+    ready = None
+    if any(v.is_pinned() for v in tensors.values()) or (opt and any(v.is_pinned() for v in opt[0].values())):
+        ready = torch.cuda.Event()
+        ready.record()
+    return Snapshot(model, tensors, opt, rng_to_flat() if optimizer is not None else None,
+                    copy.deepcopy(state) if state is not None else None, ready)
+
+
+def write_snapshot(snap: Snapshot, dest: Path) -> Path:
+    """Write a snapshot to `dest` atomically (the previous folder stays whole until the rename)."""
+    snap.wait()
     with atomic_path(dest) as tmp:
         tmp.mkdir(parents=True)
-        model.save_pretrained(tmp)
-        if optimizer is not None:
-            opt_t, opt_meta = optimizer_to_flat(optimizer)
-            rng_t, rng_meta = rng_to_flat()
+        snap.model.save_pretrained(tmp, tensors=snap.tensors)
+        if snap.optimizer is not None:
+            opt_t, opt_meta = snap.optimizer
+            rng_t, rng_meta = snap.rng
             save_file({**opt_t, **rng_t}, str(tmp / STATE_TENSORS))
             payload = {
-                "format": STATE_FORMAT, **(state or {}), "optimizer": opt_meta, "rng": rng_meta,
+                "format": STATE_FORMAT, **(snap.state or {}), "optimizer": opt_meta, "rng": rng_meta,
                 "scaler": None,  # no fp16 is offered (bf16 needs no loss scaling)
             }
             (tmp / STATE_JSON).write_text(json.dumps(payload, indent=2) + "\n")
     return dest
+
+
+def save_checkpoint(model, dest: Path, optimizer: torch.optim.Optimizer | None = None,
+                    state: dict[str, Any] | None = None) -> Path:
+    """Write the model (and, with `optimizer`/`state`, the trainer state) to `dest` atomically, now."""
+    return write_snapshot(snapshot(model, optimizer, state), dest)
+
+
+class BackgroundWriter:
+    """Writes snapshots to disk in one background thread, so a multi-GB save does not stall training.
+
+    One write at a time: `submit` first waits for the previous write (bounding host memory to one
+    snapshot) and re-raises its error, if any; `wait()` does the same at the end of training or before
+    anything that must see the files (a failing run waits, so its last good checkpoint is complete).
+    """
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, snap: Snapshot, dest: Path) -> None:
+        self.wait()
+
+        def work() -> None:
+            try:
+                write_snapshot(snap, dest)
+            except BaseException as exc:  # raised in the training thread by wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=work, name="dfake-checkpoint", daemon=False)
+        self._thread.start()
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise err
 
 
 def read_state(folder: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,6 +1,6 @@
 """`TrainConfig`: every training option in one serialisable dataclass.
 
-Resolution order (later wins): the dataclass defaults (spec part 0: AdamW, lr 1e-5, weight decay 0.01,
+Resolution order (later wins): the dataclass defaults (the paper's recipe, docs/decisions.md: AdamW, lr 1e-5, weight decay 0.01,
 batch 32, 20 epochs, lambda_s 0.7, lambda_t 1.0), a TOML file (`--config`), then the flags actually given.
 The run folder stores the resolved result as config.json so a run can be resumed and audited.
 Keys in TOML are the field names below (e.g. `use_guide = false`, `batch_size = 16`).
@@ -70,7 +70,9 @@ class TrainConfig:
     val_max_faces: Optional[int] = None     # evenly spaced subset of the val split (None: all)
     val_losses: bool = True                 # also compute the loss terms on val (costs SD passes)
     val_batch_size: Optional[int] = None    # default: batch_size
-    prefetch: int = 4                       # batches prepared ahead by the loader thread
+    prefetch: int = 4                       # batches prepared ahead per loader worker
+    workers: Optional[int] = None           # loader worker processes (0: in the training process); default cores - 1
+    compile: bool = False                   # torch.compile the training step's forward
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -95,6 +97,8 @@ class TrainConfig:
         for key in ("epochs", "batch_size", "log_every", "save_every", "prefetch"):
             if getattr(self, key) < 1:
                 raise bad(key, "must be at least 1")
+        if self.workers is not None and self.workers < 0:
+            raise bad("workers", "must be 0 (no worker processes) or more")
         for key in ("steps", "val_max_faces", "val_batch_size"):
             if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise bad(key, "must be at least 1")

@@ -56,7 +56,7 @@ def test_bad_options_are_input_errors():
 @pytest.fixture
 def smallest(monkeypatch):
     """Shrink every quick preset further: one of everything, so the smoke run takes seconds."""
-    from dfake_cli.bench import evaluation, prepare, train_step
+    from dfake_cli.bench import evaluation, loader, prepare, train, train_step
 
     monkeypatch.setattr(train_step.TrainStepSetup, "quick", classmethod(lambda cls: cls(
         sd="tiny", backbone="test_efficientnet", image_size=32, batch_size=2, weight_widths=(8, 8, 8, 8),
@@ -65,6 +65,10 @@ def smallest(monkeypatch):
         videos=1, video_frames=6, frames=3, workers=(1,), training=False, vae_sd15=False)))
     monkeypatch.setattr(evaluation.EvalSetup, "for_options", classmethod(lambda cls, o: cls(
         backbone="test_efficientnet", image_size=32, videos=2, frames=4, batch_size=4, repeats=2)))
+    monkeypatch.setattr(loader.LoaderSetup, "for_options", classmethod(lambda cls, o: cls(
+        size=32, batch_size=4, videos=2, frames=4, steps=2, workers=1)))
+    monkeypatch.setattr(train.TrainSetup, "for_options", classmethod(lambda cls, o: cls(
+        image_size=64, batch_size=2, window=1, videos=3, frames=2, workers=0)))
     monkeypatch.setattr(common, "matmul_peak", lambda device, **kw: {"flops_per_s": 1e9, "label": "test"})
     monkeypatch.setattr(train_step, "matmul_peak", common.matmul_peak)
 
@@ -74,9 +78,12 @@ def test_dfake_bench_quick_all_parts(smallest, tmp_path, capsys):
 
     out = tmp_path / "bench.jsonl"
     with pytest.raises(SystemExit) as exc:
-        main(["bench", "all", "--quick", "--out", str(out)])
+        main(["bench", "all", "--quick", "--out", str(out), "--json"])
     assert exc.value.code == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # --json: one document on stdout, the tables on stderr
+    assert [r["part"] for r in result["rows"]][:1] == ["train-step"] and result["out"] == str(out)
+    printed = captured.err
     assert "train-step" in printed and "prepare" in printed and "eval" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     by = {(r["part"], r["variant"].split(" ")[0]): r for r in rows}
@@ -89,8 +96,15 @@ def test_dfake_bench_quick_all_parts(smallest, tmp_path, capsys):
     # the reference step also encodes source and target with the VAE and runs the text encoder
     assert official["flops_per_image"] > ours["flops_per_image"]
     prep = [r for r in rows if r["part"] == "prepare"]
-    assert prep and prep[0]["metrics"]["frames"] == 3 and prep[0]["metrics"]["frames_per_s"] > 0
+    assert prep and prep[0]["metrics"]["frames"] == 6 and prep[0]["metrics"]["frames_per_s"] > 0  # a real + a fake
+    assert prep[0]["metrics"]["startup_s"] > 0 and prep[0]["metrics"]["steady_frames_per_s"] > 0
     assert set(prep[0]["metrics"]["split_ms_per_frame"]) >= {"decode", "detect", "align", "encode", "write"}
     ev = [r for r in rows if r["part"] == "eval"][0]["metrics"]
     assert ev["faces"] == 8 and ev["faces_per_s"] > 0
+    loads = {r["variant"].split(" (")[0].split(",")[0]: r["metrics"] for r in rows if r["part"] == "loader"}
+    assert loads["old reader"]["images"] == loads["loader"]["images"] == 8  # 2 timed steps of 4, both readers
+    assert loads["ratio loader/old reader"]["speedup"] > 0
+    trains = [r["metrics"] for r in rows if r["part"] == "train"]
+    assert len(trains) == 3 and trains[0]["images_per_s"] > 0 and trains[1]["ms_per_step"] > 0
+    assert trains[2]["speedup"] == pytest.approx(trains[0]["images_per_s"] / trains[1]["images_per_s"])
     assert all(r["quick"] is True and r["device_type"] == "cpu" for r in rows)

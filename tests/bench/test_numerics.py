@@ -1,11 +1,14 @@
 """Speed settings must not change what the step computes: bf16 autocast keeps the loss within 1e-2
 relative of fp32 on the same inputs, noise and timesteps; the official-like step computes our function."""
 
+import copy
+
 import pytest
 import torch
 
 from dfake_cli.bench.official import _unet_with_frozen_encoder, official_mode
 from dfake_cli.bench.train_step import TrainStepSetup, build_model, make_inputs, our_losses
+from dfake_cli.train.step import prepare_model
 
 CPU = torch.device("cpu")
 
@@ -35,7 +38,9 @@ def test_bf16_loss_within_1e2_relative_of_fp32(toy):
     model, inputs = toy
     fp32 = _loss(model, inputs, "fp32")
     again = _loss(model, inputs, "fp32")
-    bf16 = _loss(model, inputs, "bf16")
+    held = prepare_model(copy.deepcopy(model), "bf16", CPU)  # as the trainer runs bf16: frozen UNet held in bf16
+    assert next(held.sd.unet.parameters()).dtype == torch.bfloat16
+    bf16 = _loss(held, inputs, "bf16")
     assert fp32 == again  # same generator seed -> same noise and t: the comparison is like for like
     rel = abs(bf16["total"] - fp32["total"]) / abs(fp32["total"])
     assert rel < 1e-2, (fp32, bf16)
@@ -91,9 +96,16 @@ def test_gradient_checkpointing_keeps_loss_and_gradients():
         out = our_losses(model, inputs, "fp32", torch.Generator().manual_seed(7))
         out["total"].backward()
         grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
-        results.append((float(out["total"].detach()), grads))
-    (loss0, g0), (loss1, g1) = results
+        stats = {n: b.clone() for n, b in model.detector.named_buffers() if "running" in n or "num_batches" in n}
+        results.append((float(out["total"].detach()), grads, stats, model))
+    (loss0, g0, s0, plain), (loss1, g1, s1, low) = results
+    # the BatchNorm backbone and the upsamplers/filters are recomputed too, not only guide and UNet
+    assert low.detector.recompute and low.recompute_conditions and not plain.detector.recompute
     assert loss1 == pytest.approx(loss0, rel=1e-6)
     assert g0.keys() == g1.keys() and len(g0) > 10
     for name in g0:
         assert torch.allclose(g0[name], g1[name], rtol=1e-4, atol=1e-6), name
+    # recomputing the backbone in backward must not update BatchNorm's running statistics a second time
+    assert s0.keys() == s1.keys() and len(s0) > 3
+    for name in s0:
+        assert torch.equal(s0[name], s1[name]), name

@@ -7,7 +7,7 @@ import pytest
 
 from dfake_cli.evaluation.synthetic import SyntheticVideo, write_cache
 from dfake_cli.workspace import Workspace
-from clitools import run  # tests/ is on sys.path (rootdir conftest)
+from helpers.clitools import run
 
 
 @pytest.fixture()
@@ -54,11 +54,22 @@ def test_eval_all_with_explicit_checkpoint(ws, tmp_path, capsys):
         assert word in out
 
 
+def test_eval_json_is_one_document_with_progress_on_stderr(ws, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DFAKE_NO_PROGRESS", raising=False)
+    ckpt = _checkpoint(tmp_path / "ckpt")
+    code, out, err = run(["--workspace", str(ws.root), "eval", "-d", "celebdf", "-c", str(ckpt), "--out",
+                          str(tmp_path / "r"), "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert list(report["datasets"]) == ["celebdf"] and report["files"]["report.json"] == str(tmp_path / "r" / "report.json")
+    assert "eval celebdf" in err
+
+
 @pytest.mark.parametrize("args, message", [
     (["--dataset", "wdf"], "run 'dfake prepare wdf ROOT' first"),
     (["--dataset", "celebdf"], "no trained run"),
     (["--dataset", "celebdf", "--checkpoint", "nope"], "--checkpoint nope"),
-    (["--dataset", "celebdf", "--precision", "fp16", "--checkpoint", "CKPT"], "--precision 'fp16'"),
+    (["--dataset", "celebdf", "--precision", "fp16", "--checkpoint", "CKPT"], "'--precision': 'fp16' is not one of 'bf16', 'fp32'"),
 ])
 def test_eval_errors_are_one_line(ws, tmp_path, capsys, args, message):
     if "CKPT" in args:

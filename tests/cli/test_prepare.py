@@ -7,7 +7,7 @@ import json
 import pytest
 
 from dfake_cli.data.cache import FaceCache
-from clitools import run  # tests/ is on sys.path (rootdir conftest)
+from helpers.clitools import run
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +28,16 @@ def _skeleton(root, splits=("train", "val", "test")):
     return root
 
 
-def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
+def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("DFAKE_NO_PROGRESS", raising=False)  # progress on: it goes to stderr, not into the JSON
     ws = tmp_path / "ws"
-    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--sd", "tiny", "--frames", "2", "--size", "64", "--limit", "1"]
-    code, out, err = run(args, capsys)
+    args = ["--workspace", str(ws), "prepare", "ff++", str(tree), "--sd", "tiny", "--frames", "2", "--size", "64",
+            "--limit", "1"]
+    code, out, err = run(args + ["--json"], capsys)
     assert code == 0, err
-    assert "videos" in out and "2 prepared of 2" in out and "skipped videos" in out and "frames/s" in out
+    summary = json.loads(out)
+    assert summary["prepared"] == summary["videos"] == 2 and summary["frames_per_second"] > 0
+    assert summary["cache_path"] == str(ws / "data" / "ffpp.h5") and "prepare ffpp" in err
     with FaceCache(ws / "data" / "ffpp.h5") as c:
         df = c.index
         assert set(df.video_id[df.role == "input"]) == {"FaceForensics++/youtube/000",
@@ -43,8 +47,8 @@ def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
         assert df.video_id[df.source_row[fake]] == "FaceForensics++/youtube/001"
         assert c.has_latents and c.attrs["frames_per_video"] == 2
     assert (ws / "data" / "ffpp.skipped.csv").read_text().startswith("video_id,path,reason,detail")
-    code, out, _ = run(args[:3] + ["ffpp"] + args[4:], capsys)  # the alias, same options
-    assert code == 0 and "already prepared" in out
+    code, out, _ = run(args[:3] + ["ffpp"] + args[4:], capsys)  # the alias, same options: the summary table
+    assert code == 0 and "already prepared" in out and "2 prepared of 2" in out and "skipped videos" in out
     code, _, err = run(args + ["--margin", "1.5"], capsys)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "margin 1.3 -> 1.5" in err and "--name" in err
 
@@ -55,7 +59,7 @@ def test_prepare_ffpp_builds_then_reruns(tree, tmp_path, capsys):
         (lambda r: r.mkdir(), [], "is not a FaceForensics++ tree: expected"),
         (lambda r: _skeleton(r, ("train", "test")), [], "split file missing:"),
         (_skeleton, ["--methods", "Deepfakes,FaceSwap"], "--methods FaceSwap: not found, expected"),
-        (_skeleton, ["--compression", "c99"], "--compression 'c99'"),
+        (_skeleton, ["--compression", "c99"], "'--compression' / '-c': 'c99' is not one of 'raw', 'c23', 'c40'"),
         (_skeleton, [], "no usable videos"),
     ],
 )
@@ -70,7 +74,7 @@ def test_errors_are_one_line_exit_2(tmp_path, capsys, setup, extra, expected):
 def test_bad_option_values(tree, tmp_path, capsys):
     base = ["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(tree), "--sd", "tiny"]
     for extra, expected in ((["--frames", "0"], "--frames 0"), (["--size", "100"], "--size 100"),
-                            (["--device", "tpu"], "--device tpu"), (["--name", "../x"], "invalid cache name")):
+                            (["--device", "tpu"], "'--device': 'tpu': use cpu, cuda or cuda:N"), (["--name", "../x"], "invalid cache name")):
         code, _, err = run(base + extra, capsys)
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
 

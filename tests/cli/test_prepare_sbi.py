@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clitools import run  # tests/ is on sys.path (rootdir conftest)
+from helpers.clitools import run
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -13,8 +13,8 @@ from dfake_cli.errors import InputError
 from dfake_cli.sampledata.generate import SampleLayout
 from dfake_cli.sampledata.trees import write_celebdf_tree
 from dfake_cli.workspace import Workspace
-from clitools import run  # tests/ is on sys.path (rootdir conftest)
-from tartools import png_bytes, write_tar  # tests/ is on sys.path (rootdir conftest)
+from helpers.clitools import run
+from helpers.tartools import png_bytes, write_tar
 
 
 @pytest.fixture(scope="module")

@@ -82,11 +82,13 @@ def test_detect_scores_images_and_videos(workspace, portrait, files):
 
 def test_detect_per_file_status_and_json(workspace, portrait, files, capsys, monkeypatch):
     monkeypatch.setenv("DFAKE_WORKSPACE", str(workspace.root))
+    monkeypatch.delenv("DFAKE_NO_PROGRESS", raising=False)  # the bar goes to stderr, the JSON alone to stdout
     args = ["detect", str(portrait), str(files / "blank.png"), str(files / "broken.jpg"),
             str(files / "missing.png"), "--json", "--checkpoint", "r1"]
     code, out, err = _cli(args, capsys)
     assert code == 0, err
     rows = {Path(r["path"]).name: r for r in json.loads(out)["results"]}
+    assert "detect" in err and "4/4" in err
     assert rows["grace_hopper.jpg"]["status"] == "ok"
     assert rows["blank.png"]["status"] == "no face" and rows["blank.png"]["prob_fake"] is None
     assert rows["broken.jpg"]["status"].startswith("unreadable")
@@ -105,11 +107,13 @@ def test_reconstruct_with_the_latest_run(workspace, portrait, tmp_path, capsys, 
     from PIL import Image
 
     monkeypatch.setenv("DFAKE_WORKSPACE", str(workspace.root))
+    monkeypatch.delenv("DFAKE_NO_PROGRESS", raising=False)  # the DDIM bar goes to stderr
     target = tmp_path / "grid.png"
     code, out, err = _cli(["reconstruct", str(portrait), "--steps", "2", "--seeds", "2", "--out", str(target),
                            "--json"], capsys)
     assert code == 0, err
     result = json.loads(out)
+    assert "DDIM" in err
     assert result["output"] == str(target) and result["trained"] and result["checkpoint"].endswith("best")
     assert 0 <= result["w_s"] <= 1 and 0 <= result["w_t"] <= 1 and result["seeds"] == [0, 1]
     grid = Image.open(target)

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the training-cache helper
-from train.conftest import make_cache  # noqa: E402
-from clitools import run  # tests/ is on sys.path (rootdir conftest)
+from helpers.clitools import run
+from helpers.traincache import make_cache
 
 
 @pytest.fixture(scope="module")
@@ -21,13 +17,15 @@ def ws(tmp_path_factory):
     return root
 
 
-def test_train_no_guide_baseline_writes_a_run(ws, capsys):
+def test_train_no_guide_baseline_writes_a_run(ws, capsys, monkeypatch):
+    monkeypatch.delenv("DFAKE_NO_PROGRESS", raising=False)  # progress stays on: it must go to stderr
     toml = ws / "quick.toml"
     toml.write_text('backbone = "test_efficientnet"\nbatch_size = 4\nlr = 1e-3\n')
     code, out, err = run(["--workspace", str(ws), "train", "--config", str(toml), "--no-guide", "--steps", "2",
                           "--run", "base", "--json"], capsys)
     assert code == 0, err
-    summary = json.loads(out[out.index("{"):])
+    summary = json.loads(out)  # stdout is the one JSON document; progress and logs went to stderr
+    assert "train" in err and "steps in" in err
     assert summary["step"] == 2 and summary["best_auc"] is not None
     run_dir = ws / "runs" / "base"
     saved = json.loads((run_dir / "config.json").read_text())
@@ -39,7 +37,7 @@ def test_train_no_guide_baseline_writes_a_run(ws, capsys):
     # --resume --steps 3 continues the same run to step 3
     code, out, err = run(["--workspace", str(ws), "train", "--resume", "--run", "base", "--steps", "3", "--json"], capsys)
     assert code == 0, err
-    assert json.loads(out[out.index("{"):])["step"] == 3
+    assert json.loads(out)["step"] == 3
 
 
 @pytest.mark.parametrize(

@@ -115,7 +115,25 @@ def test_test_cache_has_no_pairs_or_latents(tmp_path):
             c.latent_moments([0])
     with h5py.File(tmp_path / "t.h5") as h:  # plain h5py reads it
         assert h["faces"].dtype == np.uint8 and h["faces"].chunks == (1, S, S, 3)
-        assert h["faces"].compression == "gzip"
+        assert h["faces"].compression is None  # stored raw: read chunk by chunk (docs/cache.md)
+
+
+def test_faces_read_chunk_by_chunk_from_raw_gzip_and_other_layouts(tmp_path):
+    """New (raw) caches, older gzip caches and foreign layouts all read the same faces, in request order."""
+    from dfake_cli.data.cache.reader import chunk_layout, read_chunk_rows
+
+    rng = np.random.default_rng(0)
+    faces = rng.integers(0, 256, (6, S, S, 3), dtype=np.uint8)
+    rows = np.array([4, 1, 1, 5, 0])
+    with h5py.File(tmp_path / "f.h5", "w") as h:
+        raw = h.create_dataset("raw", data=faces, chunks=(1, S, S, 3))
+        gz = h.create_dataset("gz", data=faces, chunks=(1, S, S, 3), compression="gzip", compression_opts=1)
+        other = h.create_dataset("other", data=faces, chunks=(2, S, S, 3), shuffle=True, compression="gzip")
+        assert (chunk_layout(raw), chunk_layout(gz), chunk_layout(other)) == ("raw", "deflate", None)
+        assert np.array_equal(read_chunk_rows(raw, rows, "raw"), faces[rows])
+        assert np.array_equal(read_chunk_rows(gz, rows, "deflate"), faces[rows])
+        with pytest.raises(IndexError, match="out of range"):
+            read_chunk_rows(raw, np.array([6]), "raw")
 
 
 def test_interrupted_assembly_leaves_no_cache(tmp_path, shards, monkeypatch):

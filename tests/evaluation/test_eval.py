@@ -145,7 +145,8 @@ def _tiny_checkpoint(run_dir):
     best.mkdir(parents=True)
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(best / "detector.safetensors"))
     (best / "detector.json").write_text(json.dumps(
-        {"backbone": "resnet10t", "image_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "sd_identity": "tiny-test"}))
+        {"backbone": "resnet10t", "image_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "sd_identity": "tiny-test",
+         "context_source": "tiny seeded clip text encoder", "backbone_pretrained": False}))
     return best
 
 
@@ -156,6 +157,8 @@ def test_real_detector_from_the_runs_best_checkpoint(ws, tmp_path):
     assert proto["checkpoint"] == str(best) and proto["checkpoint_name"] == "run1/best"
     assert proto["checkpoint_sha256"] == hashlib.sha256((best / "detector.safetensors").read_bytes()).hexdigest()
     assert proto["sd_identity"] == "tiny-test" and proto["precision"] == "bf16"
+    # where the text context and the backbone weights came from
+    assert proto["context_source"] == "tiny seeded clip text encoder" and proto["backbone_pretrained"] is False
     scores = out.predictions["score"]
     assert len(scores) == 15 and scores.between(0, 1).all()
 

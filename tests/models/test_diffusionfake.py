@@ -13,7 +13,7 @@ from dfake_cli.models.diffusionfake import DiffusionFake, DiffusionFakeConfig, s
 from dfake_cli.models.detector import Detector
 from dfake_cli.models.modules import FeatureFilter, Projection
 
-from .conftest import batch
+from helpers.modelbatch import batch
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,11 @@ def test_save_load_and_detector_export_agree(tiny_sd, small_config, tmp_path):
     model.export_detector(tmp_path / "ckpt")
     names = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert names == ["config.json", "detector.json", "detector.safetensors", "model.safetensors"]
+    import json
+
+    for name in ("config.json", "detector.json"):  # both say where the context and the backbone came from
+        saved = json.loads((tmp_path / "ckpt" / name).read_text())
+        assert saved["context_source"] == tiny_sd.context_source != "" and saved["backbone_pretrained"] is False
 
     loaded = DiffusionFake.from_pretrained(tmp_path / "ckpt", sd=tiny_sd).eval()
     with torch.no_grad():

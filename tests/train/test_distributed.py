@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from .conftest import tiny_config  # noqa: F401  (same tiny model settings as the in-process tests)
+from helpers.traincache import tiny_config  # noqa: F401  (same tiny model settings as the in-process tests)
 
 
 def test_two_gloo_processes_keep_identical_replicas(workspace):

@@ -12,12 +12,12 @@ from safetensors.torch import load_file
 from dfake_cli.data.cache import FaceCache
 from dfake_cli.data.multicache import MultiCache, open_caches
 from dfake_cli.errors import InputError
-from dfake_cli.train.data import BalancedSampler
+from dfake_cli.train.sampler import BalancedSampler
 from dfake_cli.train.mixture import MixtureSampler, data_names
 from dfake_cli.train.trainer import train
 from dfake_cli.workspace import Workspace
 
-from .conftest import make_cache, tiny_config
+from helpers.traincache import make_cache, tiny_config
 
 
 @pytest.fixture(scope="module")

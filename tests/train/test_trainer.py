@@ -13,7 +13,7 @@ from dfake_cli.errors import InputError, RunError
 from dfake_cli.train import trainer
 from dfake_cli.train.trainer import train
 
-from .conftest import SIZE, make_cache, tiny_config
+from helpers.traincache import SIZE, make_cache, tiny_config
 
 
 def _samples(run_dir):
@@ -191,7 +191,7 @@ def test_select_last_keeps_the_latest_validation_and_weight_lr_gets_its_own_grou
     assert result.best_step == 12
     state = json.loads((result.last_dir / "trainer_state.json").read_text())
     assert state["select"] == "last" and state["best_step"] == 12
-    with pytest.raises(InputError, match="--select must be one of auc, loss, last"):
+    with pytest.raises(InputError, match="select'? must be one of auc, loss, last"):
         tiny_config(select="best")
     guided = train(tiny_config(run="wlr", steps=1, weight_lr=0.05, val_losses=False), workspace)
     groups = json.loads((guided.last_dir / "trainer_state.json").read_text())["optimizer"]["param_groups"]

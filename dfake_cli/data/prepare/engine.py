@@ -98,18 +98,22 @@ def content_key(options: dict) -> str:
 
 
 def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
-              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> None:
-    """Run `todo` in this process (one worker) or in a pool of worker processes."""
+              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> float:
+    """Run `todo` in this process (one worker) or in a pool of worker processes; returns start-up seconds
+    (worker start + model loading, wall time), which benchmarks report apart from the steady rate."""
     if not todo:
-        return
+        return 0.0
     if workers == 1:
+        t0 = time.perf_counter()
         worker = UnitWorker(config, frames, device, training, sd)
+        worker.warm()
+        startup = time.perf_counter() - t0
         for unit in todo:
             on_meta(worker.run(unit))
-    else:
-        from dfake_cli.data.prepare.pool import run_pool
+        return startup
+    from dfake_cli.data.prepare.pool import run_pool
 
-        run_pool(todo, config, frames, device, training, sd, workers, on_meta)
+    return run_pool(todo, config, frames, device, training, sd, workers, on_meta)
 
 
 def _cache_attrs(manifest: Manifest, config: FaceAlignConfig, options: dict, frames: int, training: bool,
@@ -275,7 +279,7 @@ def _prepare(
             bar.update(task, advance=1, rate=f"{rate:.1f} frames/s", info=meta["video_id"].rsplit("/", 1)[-1])
             testhooks.after_shard(processed)  # no-op unless a test asks the run to halt here
 
-        run_units(todo, config, frames, device, training, sd, workers, on_meta)
+        timings["startup"] = run_units(todo, config, frames, device, training, sd, workers, on_meta)
 
     ranks.barrier()  # every rank's shards are written
     t0 = time.perf_counter()
@@ -290,6 +294,7 @@ def _prepare(
         result.already_prepared = False
     timings["assemble"] += time.perf_counter() - t0
     result.processed_units = processed
+    result.workers = workers
     result.timings = timings
     result.elapsed = time.perf_counter() - t_start
     return result

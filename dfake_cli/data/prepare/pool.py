@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from typing import Callable, Optional
 
 from dfake_cli.data.faces import FaceAlignConfig
@@ -11,11 +12,12 @@ from dfake_cli.data.prepare.units import Unit
 from dfake_cli.data.prepare.worker import UnitWorker
 
 _WORKER: Optional[UnitWorker] = None
+_READY_AT = 0.0  # time.time() when this worker had started and loaded its models
 
 
 def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Optional[str], threads: int,
                  parent_pid: int) -> None:
-    global _WORKER
+    global _WORKER, _READY_AT
     import signal
 
     die_with_parent(parent_pid)  # a SIGKILLed parent leaves no orphan worker behind
@@ -25,16 +27,23 @@ def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Opt
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(max(1, threads))
     _WORKER = UnitWorker(FaceAlignConfig.from_dict(config), frames, device, training, sd)
+    _WORKER.warm()
+    _READY_AT = time.time()
 
 
 def _run_in_worker(unit: Unit) -> dict:
     assert _WORKER is not None
-    return _WORKER.run(unit)
+    meta = _WORKER.run(unit)
+    meta["ready_at"] = _READY_AT
+    return meta
 
 
 def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
-              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> None:
+              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> float:
     """Several videos at once in spawned processes (torch and fork do not mix); each writes its own shard.
+
+    Returns the start-up wall time: from starting the pool until the last worker that ran a unit had
+    loaded its models.
 
     On Ctrl-C or an error the workers are terminated at once: a shard is renamed into place only when
     complete, so killing a worker mid-video loses nothing but that video, which the next run redoes.
@@ -42,12 +51,14 @@ def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str
     import multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // workers)
+    started, ready = time.time(), 0.0
     pool = mp.get_context("spawn").Pool(
         workers, initializer=_init_worker,
         initargs=(config.to_dict(), frames, device, training, sd, threads, os.getpid()),
     )
     try:
         for meta in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
+            ready = max(ready, float(meta.pop("ready_at", 0.0)))
             on_meta(meta)
     except BaseException:
         pool.terminate()
@@ -55,3 +66,4 @@ def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str
         raise
     pool.close()
     pool.join()
+    return max(0.0, ready - started)

@@ -33,6 +33,7 @@ class PrepareResult:
     timings: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     already_prepared: bool = False
+    workers: int = 0  # worker processes of this rank (1: in-process)
     processed_units: int = 0  # units computed in this run (0 when everything was resumed)
 
     @property

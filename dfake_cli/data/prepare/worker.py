@@ -23,7 +23,7 @@ MASK_THRESHOLD = 16  # grey level above which a (compressed) mask video pixel co
 
 
 class UnitWorker:
-    """Turns units into shards; holds MTCNN and (for training caches) the SD VAE, loaded once."""
+    """Turns units into shards; holds MTCNN and (for training caches) the SD-VAE encoder, loaded once."""
 
     def __init__(self, config: FaceAlignConfig, frames: int, device: str = "cpu", training: bool = False,
                  sd: Optional[str] = None):
@@ -33,19 +33,24 @@ class UnitWorker:
         self.training = training
         self.sd_spec = sd
         self.extractor = FaceExtractor(config, device=device)
-        self._vae = None
+        self._encoder = None
         self.latent_scaling: Optional[float] = None
 
     @property
-    def vae(self):
-        if self._vae is None:
-            import torch
+    def encoder(self):
+        """The SD-VAE encoder alone (the UNet is never loaded): encoder.py."""
+        if self._encoder is None:
+            from dfake_cli.data.prepare.encoder import VaeEncoder, load_vae
 
-            from dfake_cli.models.sd import load_stable_diffusion
+            self._encoder = VaeEncoder(load_vae(self.sd_spec or "tiny"), device=self.device)
+            self.latent_scaling = self._encoder.scaling_factor
+        return self._encoder
 
-            sd = load_stable_diffusion(self.sd_spec or "tiny", device=self.device, dtype=torch.float32)
-            self._vae, self.latent_scaling = sd.vae, float(sd.scaling_factor)
-        return self._vae
+    def warm(self) -> None:
+        """Load the models now, so that start-up is timed apart from the work."""
+        _ = self.extractor.mtcnn
+        if self.training:
+            _ = self.encoder
 
     def run(self, unit: Unit) -> dict:
         """Process `unit`, write its shard, return its meta (status, reason, counts, timings)."""
@@ -100,19 +105,8 @@ class UnitWorker:
         meta.update(status="skipped", reason=reason, detail=detail)
         return None
 
-    def _latents(self, faces: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
-        import torch
-
-        from dfake_cli.models.sd import encode_latent_moments
-
-        means, logvars = [], []
-        for i in range(0, len(faces), batch):
-            x = torch.from_numpy(np.ascontiguousarray(faces[i : i + batch])).permute(0, 3, 1, 2).float()
-            x = x / 127.5 - 1.0
-            mean, logvar = encode_latent_moments(self.vae, x)
-            means.append(mean.cpu().numpy().astype(np.float32))
-            logvars.append(logvar.cpu().numpy().astype(np.float32))
-        return np.concatenate(means), np.concatenate(logvars)
+    def _latents(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.encoder.moments(faces)
 
     def _masks(self, unit: Unit, idx: np.ndarray, shape: tuple[int, int]) -> Optional[list[np.ndarray]]:
         """The mask video's frames at `idx` as booleans of the frame's size (None when it cannot be read)."""

@@ -7,7 +7,7 @@ from PIL import Image
 
 from dfake_cli.data.datasets.wdf import parse_wdf
 from dfake_cli.errors import InputError
-from tartools import png_bytes, write_tar  # tests/ is on sys.path (rootdir conftest)
+from helpers.tartools import png_bytes, write_tar
 
 
 def _png(value):
