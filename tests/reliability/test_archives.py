@@ -17,7 +17,7 @@ from dfake_cli.data.cache import FaceCache
 from dfake_cli.data.datasets import wdf
 from dfake_cli.data.datasets.wdf import parse_wdf
 from dfake_cli.workspace import Workspace
-from tartools import png_bytes, write_tar
+from helpers.tartools import png_bytes, write_tar
 
 
 def _png(value):

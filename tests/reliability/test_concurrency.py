@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clitools import run
+from helpers.clitools import run
 from dfake_cli.workspace import Workspace, hold_lock, read_lock
 
 _HOLDER = textwrap.dedent("""

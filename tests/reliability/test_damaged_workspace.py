@@ -17,7 +17,7 @@ from dfake_cli.data import cache as cache_mod
 from dfake_cli.data import prepare as prep
 from dfake_cli.data.cache import FaceCache
 from dfake_cli.workspace import Workspace
-from tartools import png_bytes, write_tar
+from helpers.tartools import png_bytes, write_tar
 
 
 def _wdf_tree(root, n=3):
@@ -152,7 +152,7 @@ WEIGHT_DAMAGE = {
 @pytest.mark.parametrize("damage", list(WEIGHT_DAMAGE))
 @pytest.mark.parametrize("command", ["detect", "eval", "reconstruct"])
 def test_damaged_model_weights_are_one_line_naming_the_file(tmp_path, checkpoint, capsys, damage, command):
-    from clitools import run
+    from helpers.clitools import run
 
     ws, best = _workspace_with(tmp_path, checkpoint, WEIGHT_DAMAGE[damage])
     if command == "reconstruct":  # a guided config, so that reconstruct gets as far as the weights
@@ -181,7 +181,7 @@ CONFIG_DAMAGE = {
 
 @pytest.mark.parametrize("damage", list(CONFIG_DAMAGE))
 def test_malformed_or_mistyped_config_is_one_line_naming_it(tmp_path, checkpoint, capsys, damage):
-    from clitools import run
+    from helpers.clitools import run
 
     ws, best = _workspace_with(tmp_path, checkpoint, lambda b: (b / "config.json").write_text(CONFIG_DAMAGE[damage]))
     (tmp_path / "x.png").write_bytes(png_bytes(5, 64))
@@ -190,7 +190,7 @@ def test_malformed_or_mistyped_config_is_one_line_naming_it(tmp_path, checkpoint
 
 
 def test_config_image_size_that_differs_from_the_weights_is_refused(tmp_path, checkpoint, capsys):
-    from clitools import run
+    from helpers.clitools import run
 
     def edit(best):
         cfg = json.loads((best / "config.json").read_text())
@@ -206,7 +206,7 @@ def test_config_image_size_that_differs_from_the_weights_is_refused(tmp_path, ch
 def test_cache_missing_a_dataset_is_one_line_naming_it(tmp_path, checkpoint, capsys, dataset):
     import h5py
 
-    from clitools import run
+    from helpers.clitools import run
     from train.conftest import make_cache
 
     ws, _ = _workspace_with(tmp_path, checkpoint, lambda b: None)
@@ -218,7 +218,7 @@ def test_cache_missing_a_dataset_is_one_line_naming_it(tmp_path, checkpoint, cap
 
 
 def test_damaged_resume_and_backbone_weights_are_one_line(tmp_path, capsys):
-    from clitools import run
+    from helpers.clitools import run
     from train.conftest import make_cache
 
     ws = Workspace(tmp_path / "ws").ensure()
@@ -242,7 +242,7 @@ def test_read_only_workspace_is_one_line(tmp_path, capsys, monkeypatch):
     import errno
     import pathlib
 
-    from clitools import run
+    from helpers.clitools import run
 
     ws = tmp_path / "ro"
     real_mkdir, real_open = pathlib.Path.mkdir, os.open

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from clitools import run
+from helpers.clitools import run
 from dfake_cli.api.detect import run_detect
 from dfake_cli.data.cache import FaceCache
 from dfake_cli.workspace import Workspace

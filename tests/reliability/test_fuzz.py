@@ -16,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image
 
-from clitools import run
+from helpers.clitools import run
 from dfake_cli.errors import InputError
 
 # A POSIX file name: any bytes but '/' and NUL, not '.' or '..', at most 64 bytes.
@@ -125,7 +125,7 @@ def test_prepare_option_check_refuses_or_accepts_never_crashes(frames, size, mar
 
 @pytest.fixture(scope="module")
 def wdf_root(tmp_path_factory):
-    from tartools import png_bytes, write_tar
+    from helpers.tartools import png_bytes, write_tar
 
     root = tmp_path_factory.mktemp("wdfopt")
     base = root / "deepfake_in_the_wild"

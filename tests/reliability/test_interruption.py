@@ -17,7 +17,7 @@ import textwrap
 import pytest
 import torch
 
-from clitools import run
+from helpers.clitools import run
 from dfake_cli import io as dio
 
 
@@ -190,7 +190,7 @@ _DISK_FULL = textwrap.dedent("""
 
 
 def test_disk_full_during_assembly_is_one_line_and_no_crash_at_exit(tmp_path):
-    from tartools import png_bytes, write_tar
+    from helpers.tartools import png_bytes, write_tar
 
     base = tmp_path / "wdf" / "deepfake_in_the_wild"
     write_tar(base / "real_test" / "1.tar.gz", [("./1/real/5/1.png", png_bytes(10, 8))])

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from clitools import run
+from helpers.clitools import run
 from dfake_cli.data.cache import FaceCache
 
 

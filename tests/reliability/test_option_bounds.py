@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pytest
 
-from clitools import run
-from tartools import png_bytes, write_tar
+from helpers.clitools import run
+from helpers.tartools import png_bytes, write_tar
 
 BAD_ALIGNMENT = [
     (["--margin", "inf"], "--margin inf"), (["--margin", "nan"], "--margin nan"), (["--margin", "0"], "--margin 0"),
