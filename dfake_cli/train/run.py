@@ -41,6 +41,10 @@ class TrainResult:
     images: int = 0                # training images processed in this invocation (all ranks)
     model: Any = field(default=None, repr=False)  # the trained model in memory (this process's replica)
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able summary (`dfake train --json`, the demo)."""
+        return summarise(self)
+
 
 def default_run_name(config: TrainConfig) -> str:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

@@ -20,7 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 ROOT = REPO / "sample_data" / "FaceForensics++"
-ARGS = ["prepare", "ff++", str(ROOT), "--methods", "Deepfakes", "--limit", "1", "--frames", "2", "--size", "64",
+ARGS = ["prepare", "ff++", str(ROOT), "--sd", "tiny", "--methods", "Deepfakes", "--limit", "1", "--frames", "2", "--size", "64",
         "--workers", "1"]
 
 

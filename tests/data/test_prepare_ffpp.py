@@ -182,7 +182,7 @@ def test_flipped_latents_are_the_encoding_of_the_flipped_face(prepared):
     import torch
 
     from dfake_cli.models.sd import encode_latent_moments, load_stable_diffusion
-    from dfake_cli.train.data import AugmentConfig, CacheInputs, augment
+    from dfake_cli.train.loader import CacheRows
 
     _, _, result = prepared
     with FaceCache(result.cache_path) as c:
@@ -193,7 +193,7 @@ def test_flipped_latents_are_the_encoding_of_the_flipped_face(prepared):
         pick = rows[:: max(1, len(rows) // 3)][:3]
         faces = c.faces(pick)
         fake = int(c.input_rows("train")[c.index.label.to_numpy()[c.input_rows("train")] == 1][0])
-        batch = CacheInputs(c, np.array([fake])).load(np.array([fake]), flipped=True)
+        batch = CacheRows(c).read(np.array([fake]), latents=True, flip=np.array([True]))
         source_face = c.faces([int(c.index.source_row[fake])])
     vae = load_stable_diffusion("tiny").vae
     x = torch.from_numpy(np.ascontiguousarray(faces[:, :, ::-1])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -201,8 +201,8 @@ def test_flipped_latents_are_the_encoding_of_the_flipped_face(prepared):
     np.testing.assert_allclose(fmean[pick], want_mean.numpy(), atol=1e-5)
     np.testing.assert_allclose(flogvar[pick], want_logvar.numpy(), atol=1e-5)
     assert not np.allclose(fmean[pick], mean[pick][..., ::-1], atol=1e-3)  # not the flipped latent
-    # a flipped training input is paired with the flipped source face's moments
-    augment(batch, np.random.default_rng(0), AugmentConfig(flip=1.0, color_jitter=0.0, gray=0.0, noise=0.0, cutout=0.0))
+    # a flipped training input is paired with the flipped source face's moments (no further flip on the device)
+    assert not batch["flip_latents"].any()
     xs = torch.from_numpy(np.ascontiguousarray(source_face[:, :, ::-1])).permute(0, 3, 1, 2).float() / 127.5 - 1.0
     np.testing.assert_allclose(batch["mean_s"], encode_latent_moments(vae, xs)[0].numpy(), atol=1e-5)
 
