@@ -143,7 +143,7 @@ def run_eval(
 
     if frames is not None and frames < 1:
         raise InputError(f"--frames must be >= 1, got {frames}")
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise InputError(f"--batch-size {batch_size}: use at least 1")
     if out is not None and Path(out).exists() and not (Path(out).is_dir() and not any(Path(out).iterdir())):
         raise InputError(f"--out {out} already exists; pass a new (or empty) folder: reports are never overwritten")

@@ -91,7 +91,7 @@ def test_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
 def test_second_training_of_one_run_is_refused(tmp_path, holder):
     from dfake_cli.errors import InputError
     from dfake_cli.train.trainer import train
-    from train.conftest import make_cache, tiny_config
+    from helpers.traincache import make_cache, tiny_config
 
     ws = Workspace(tmp_path / "ws").ensure()
     make_cache(ws.data_dir / "ffpp.h5", videos={"train": 2, "val": 1}, frames=2)

@@ -159,7 +159,7 @@ def test_damaged_model_weights_are_one_line_naming_the_file(tmp_path, checkpoint
         cfg = json.loads((best / "config.json").read_text())
         (best / "config.json").write_text(json.dumps({**cfg, "use_guide": True}))
     if command == "eval":
-        from train.conftest import make_cache
+        from helpers.traincache import make_cache
 
         make_cache(ws.data_dir / "ffpp.h5", videos={"test": 1}, frames=1)
         args = ["eval", "--dataset", "ffpp", "--out", tmp_path / "rep"]
@@ -207,7 +207,7 @@ def test_cache_missing_a_dataset_is_one_line_naming_it(tmp_path, checkpoint, cap
     import h5py
 
     from helpers.clitools import run
-    from train.conftest import make_cache
+    from helpers.traincache import make_cache
 
     ws, _ = _workspace_with(tmp_path, checkpoint, lambda b: None)
     path = make_cache(ws.data_dir / "ffpp.h5", videos={"test": 1}, frames=1)
@@ -219,7 +219,7 @@ def test_cache_missing_a_dataset_is_one_line_naming_it(tmp_path, checkpoint, cap
 
 def test_damaged_resume_and_backbone_weights_are_one_line(tmp_path, capsys):
     from helpers.clitools import run
-    from train.conftest import make_cache
+    from helpers.traincache import make_cache
 
     ws = Workspace(tmp_path / "ws").ensure()
     make_cache(ws.data_dir / "ffpp.h5", videos={"train": 2, "val": 1}, frames=1)

@@ -22,7 +22,7 @@ from dfake_cli.errors import InputError
 # A POSIX file name: any bytes but '/' and NUL, not '.' or '..', at most 64 bytes.
 names = st.binary(min_size=1, max_size=64).map(lambda b: b.replace(b"/", b"_").replace(b"\0", b"_")).filter(
     lambda b: b not in (b".", b".."))
-numbers = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=True, allow_infinity=True),
+numbers = st.one_of(st.integers(-10**9, 10**9), st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
                     st.sampled_from([0, 1, 8, 16, 256, 1024, 1.3, 0.5, 4.0]))
 option_text = st.one_of(numbers.map(str), st.text(min_size=0, max_size=12),
                         st.sampled_from(["inf", "-inf", "nan", "1e309", "0x10", "", " ", "cuda:99", "tpu", "cpu"]))

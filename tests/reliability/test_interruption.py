@@ -121,7 +121,7 @@ def test_two_renames_killed_in_between_is_recovered_by_the_next_run(tmp_path, mo
 def test_ctrl_c_during_epoch_end_validation_is_redone_on_resume(tmp_path, monkeypatch):
     from dfake_cli.train import trainer as T
     from dfake_cli.workspace import Workspace
-    from train.conftest import make_cache, tiny_config
+    from helpers.traincache import make_cache, tiny_config
 
     ws = Workspace(tmp_path / "ws").ensure()
     make_cache(ws.data_dir / "ffpp.h5", videos={"train": 2, "val": 1}, frames=1)

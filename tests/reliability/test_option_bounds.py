@@ -18,7 +18,7 @@ BAD_ALIGNMENT = [
     (["--margin", "-1"], "--margin -1"), (["--margin", "1e9"], "--margin 1000000000"),
     (["--size", "100000"], "--size 100000"), (["--size", "8"], "--size 8"), (["--size", "100"], "--size 100"),
     (["--size", "-64"], "--size -64"), (["--frames", "0"], "--frames"), (["--frames", "-3"], "--frames"),
-    (["--workers", "100000"], "--workers"), (["--device", "tpu"], "--device tpu"),
+    (["--workers", "100000"], "--workers"), (["--device", "tpu"], "--device"),
 ]
 
 
@@ -56,7 +56,7 @@ def test_prepare_ffpp_refuses_bad_values_before_parsing(tmp_path, capsys, monkey
 
 
 def test_test_caches_do_not_copy_a_bad_margin(tmp_path, wdf_root, capsys):
-    from train.conftest import make_cache
+    from helpers.traincache import make_cache
 
     ws = tmp_path / "ws"
     path = make_cache(ws / "data" / "ffpp.h5", videos={"train": 1, "val": 1}, frames=1)
