@@ -17,7 +17,7 @@ help:
 	@echo "make demo   - prepare -> train -> eval -> reconstruct on sample_data with the tiny SD"
 	@echo "make demo-sbi - the same detector trained on self-blended fakes of the reals only, beside make demo's"
 	@echo "make test   - run the test suite (installs first if needed)"
-	@echo "make fuzz   - the hostile-input fuzz tests with many more examples (nightly; ~30 min)"
+	@echo "make fuzz   - the hostile-input fuzz tests with many more examples (nightly; about 10 min)"
 	@echo "make bench  - quick CPU benchmarks (dfake bench --quick)"
 	@echo "make bench-gpu [QUICK=1] - every GPU figure in one run (QUICK=1: toy sizes on the CPU, < 2 min)"
 	@echo "make install / sample-data / clean"
@@ -35,7 +35,7 @@ test: $(STAMP)
 	cd $(ROOT) && $(PY) -m pytest -q
 
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/reliability/test_fuzz.py
+	cd $(ROOT) && HYPOTHESIS_PROFILE=long $(PY) -m pytest -q tests/reliability/test_fuzz.py
 
 demo: $(STAMP)
 	$(PY) -m dfake_cli.demo
