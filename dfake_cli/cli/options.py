@@ -64,3 +64,9 @@ PrecisionOpt = Annotated[Optional[Precision], typer.Option(
 #: Where Stable Diffusion comes from; one definition so the DFAKE_SD fallback is the same everywhere.
 SD_ENVVAR = "DFAKE_SD"
 SD_HELP = "Stable Diffusion: 'tiny' (the embedded test model), a diffusers folder or an SD-1.5 file."
+
+#: --sd of the training-cache prepares (ff++, sbi): the VAE that encodes the latents.
+PrepareSdOpt = Annotated[Optional[str], typer.Option(
+    "--sd", envvar=SD_ENVVAR, show_envvar=True,
+    help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
+    "demo's random tiny SD).", show_default=False)]

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import Compression, JsonOpt
+from dfake_cli.cli.options import Compression, JsonOpt, PrepareSdOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -60,8 +60,7 @@ def _sbi_command(
     size: Annotated[int, typer.Option("--size", help="Face crop size in pixels.")] = DEFAULT_SIZE,
     margin: Annotated[float, typer.Option(
         "--margin", help="Context around the face: the template is shrunk by 1/margin.")] = DEFAULT_MARGIN,
-    sd: Annotated[str, typer.Option(
-        "--sd", help="Stable Diffusion for the latents: 'tiny' or a local SD-1.5 path.")] = "tiny",
+    sd: PrepareSdOpt = None,
     device: Annotated[str, typer.Option("--device", help="cpu | cuda.")] = "cpu",
     workers: Annotated[int, typer.Option(
         "--workers", min=0, help="Videos detected in parallel (processes); 0 = one per CPU core (1 on cuda).")] = 0,
