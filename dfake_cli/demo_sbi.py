@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from dfake_cli.console import EMBEDDED_NOTICE, console
-from dfake_cli.demo import BACKBONE, BATCH, FRAMES, LR, SAMPLE, SIZE, STEPS, dfake, side_by_side
+from dfake_cli.demo import BACKBONE, BATCH, FRAMES, LR, SAMPLE, SIZE, STEPS, WEIGHT_LR, dfake, side_by_side
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def main() -> None:
     dfake(workspace, "prepare", "celebdf", str(celeb_root), "--frames", FRAMES, "--name", "celebdf")
 
     common = ["--sd", "tiny", "--backbone", BACKBONE, "--steps", str(STEPS), "--batch-size", str(BATCH), "--lr", LR,
-              "--seed", "0", "--no-val-losses"]
+              "--weight-lr", WEIGHT_LR, "--seed", "0", "--no-val-losses"]
     runs = {"SBI-trained (reals only)": ("demo-sbi", "sbi"), "FF++-trained": ("demo-guided", "ffpp")}
     for run, data in runs.values():
         extra = ["--resume"] if (workspace / "runs" / run / "last").is_dir() else []

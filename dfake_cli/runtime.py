@@ -8,6 +8,7 @@ level (torch is imported inside the functions that need it) so that `dfake --hel
 from __future__ import annotations
 
 import importlib.metadata as _md
+from dataclasses import dataclass
 
 #: Numeric precisions of the forward pass (training and evaluation): bf16 autocast or plain fp32.
 PRECISIONS: tuple[str, ...] = ("bf16", "fp32")
@@ -17,6 +18,48 @@ DEFAULT_SIZE = 256
 
 #: Context around the face: the alignment template is shrunk by 1 / margin.
 DEFAULT_MARGIN = 1.3
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """Where this process stands in a torchrun job (a single process: rank 0 of 1). Training and preparation
+    extend it with what they need (the device; whether they created the process group)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def torchrun_ranks() -> RankInfo:
+    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them (absent: a single process); one line when one of
+    them is not a whole number."""
+    import os
+
+    from dfake_cli.errors import InputError
+
+    def read(name: str, default: int) -> int:
+        value = os.environ.get(name, "")
+        if value == "":
+            return default
+        try:
+            return int(value)
+        except ValueError:
+            raise InputError(f"environment variable {name}={value!r} is not a whole number (torchrun sets it)") \
+                from None
+
+    world = read("WORLD_SIZE", 1)
+    if world <= 1:
+        return RankInfo()
+    rank = read("RANK", 0)
+    return RankInfo(rank, world, read("LOCAL_RANK", rank))
 
 
 #: The device kinds dfake runs on (`cuda:N` picks one GPU).

@@ -39,12 +39,9 @@ def prepare_ffpp(
     """
     from dfake_cli.data.datasets import get_parser
     from dfake_cli.data.prepare import prepare_manifest
-    from dfake_cli.models.sd import sd_from_env
+    from dfake_cli.models.sd import require_sd
 
-    sd = sd_from_env(sd)
-    if sd is None:
-        raise InputError("--sd: the training cache's latents need a Stable Diffusion: pass --sd PATH (an SD-1.5 "
-                         "file or diffusers folder), set $DFAKE_SD, or --sd tiny for the demo's random tiny SD")
+    sd = require_sd(sd, "the training cache's latents")
     name = validate_name(name, "cache name")
     check_options(frames, size, margin, workers)
     if device != "cpu":

@@ -59,14 +59,17 @@ def prepare_sbi(
     root: str | Path, workspace, *, layout: Optional[str] = None, compression: str = "c23", variants: int = 2,
     seed: int = 0, target_aug: float | None = None, blend_ratios=None, mask_blur=None, max_shift: float | None = None,
     max_scale: float | None = None, elastic: float | None = None, forehead=None, downscale=None, frames: int = 32,
-    size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: str = "tiny", device: str = "cpu", workers: int = 0,
-    limit: Optional[int] = None, name: str = "sbi", preview: Optional[int] = None,
+    size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: Optional[str] = None, device: str = "cpu",
+    workers: int = 0, limit: Optional[int] = None, name: str = "sbi", preview: Optional[int] = None,
     preview_out: str | Path | None = None, progress: bool = True,
 ) -> "SBIPrepareResult":
     """Build `<workspace>/data/<name>.h5` from ROOT's real videos: reals + `variants` self-blended fakes per
-    face, FF++'s training-cache schema. With `preview` N: only write the check grid and return."""
+    face, FF++'s training-cache schema. With `preview` N: only write the check grid and return.
+
+    `sd` None falls back to $DFAKE_SD; a cache (not a preview) needs one of them, as `prepare ff++` does."""
     from dfake_cli.data.sbi.engine import prepare_sbi as engine
     from dfake_cli.data.sbi.sources import real_manifest
+    from dfake_cli.models.sd import TINY_SPEC, require_sd, sd_from_env
     from dfake_cli.workspace import validate_name
 
     name = validate_name(name, "--name")
@@ -74,6 +77,8 @@ def prepare_sbi(
         raise InputError(f"--preview {preview}: must be >= 1 (the number of faces in the grid)")
     cfg = sbi_config(variants, seed, target_aug, blend_ratios, mask_blur, max_shift, max_scale, elastic, forehead,
                      downscale)
+    # the preview grid is pixels only: no latents, so any SD (the tiny one) serves
+    sd = (sd_from_env(sd) or TINY_SPEC) if preview is not None else require_sd(sd, "the SBI cache's latents")
     manifest = real_manifest(root, layout, compression)
     workspace.ensure()
     return engine(

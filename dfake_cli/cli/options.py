@@ -64,3 +64,16 @@ PrecisionOpt = Annotated[Optional[Precision], typer.Option(
 #: Where Stable Diffusion comes from; one definition so the DFAKE_SD fallback is the same everywhere.
 SD_ENVVAR = "DFAKE_SD"
 SD_HELP = "Stable Diffusion: 'tiny' (the embedded test model), a diffusers folder or an SD-1.5 file."
+
+#: Face options of the training-cache prepares (ff++, sbi); the test-set prepares default to the ffpp cache's.
+FramesOpt = Annotated[int, typer.Option("--frames", min=1, help="Evenly spaced frames per video (all when shorter).")]
+SizeOpt = Annotated[int, typer.Option("--size", help="Face crop size in pixels.")]
+MarginOpt = Annotated[float, typer.Option(
+    "--margin", help="Context around the face: the template is shrunk by 1/margin.")]
+PrepareDeviceOpt = Annotated[str, typer.Option("--device", **DEVICE, help="cpu, cuda or cuda:N.")]
+
+#: --sd of the training-cache prepares (ff++, sbi): the VAE that encodes the latents.
+PrepareSdOpt = Annotated[Optional[str], typer.Option(
+    "--sd", envvar=SD_ENVVAR, show_envvar=True,
+    help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
+    "demo's random tiny SD).", show_default=False)]

@@ -13,7 +13,7 @@ import typer
 
 from dfake_cli.cli import prepare_sbi, prepare_testsets
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import SD_ENVVAR, Compression, DEVICE, JsonOpt
+from dfake_cli.cli.options import Compression, FramesOpt, JsonOpt, MarginOpt, PrepareDeviceOpt, PrepareSdOpt, SizeOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -33,15 +33,11 @@ def _ffpp_command(
     methods: Annotated[Optional[str], typer.Option(
         "--methods", help="Comma-separated methods, e.g. Deepfakes,FaceSwap. Default: the four classic "
         "methods (the paper's training set); FaceShifter only when named.", show_default=False)] = None,
-    frames: Annotated[int, typer.Option("--frames", help="Evenly spaced frames per video (all when shorter).")] = 32,
-    size: Annotated[int, typer.Option("--size", help="Face crop size in pixels.")] = DEFAULT_SIZE,
-    margin: Annotated[float, typer.Option(
-        "--margin", help="Context around the face: the template is shrunk by 1/margin.")] = DEFAULT_MARGIN,
-    sd: Annotated[Optional[str], typer.Option(
-        "--sd", envvar=SD_ENVVAR, show_envvar=True,
-        help="Stable Diffusion for the latents: a local SD-1.5 file or diffusers folder, or 'tiny' (the "
-        "demo's random tiny SD).", show_default=False)] = None,
-    device: Annotated[str, typer.Option("--device", **DEVICE, help="cpu, cuda or cuda:N.")] = "cpu",
+    frames: FramesOpt = 32,
+    size: SizeOpt = DEFAULT_SIZE,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    sd: PrepareSdOpt = None,
+    device: PrepareDeviceOpt = "cpu",
     workers: Annotated[int, typer.Option(
         "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda). "
         "Under torchrun: per rank.")] = 0,

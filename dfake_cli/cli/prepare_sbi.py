@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from dfake_cli.cli.context import state
-from dfake_cli.cli.options import Compression, JsonOpt
+from dfake_cli.cli.options import Compression, FramesOpt, JsonOpt, MarginOpt, PrepareDeviceOpt, PrepareSdOpt, SizeOpt
 from dfake_cli.cli.render import emit_json, print_prepare_summary
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE
 
@@ -56,13 +56,11 @@ def _sbi_command(
     target_aug: Annotated[Optional[float], typer.Option(
         "--target-aug", help="Chance that the target copy (not the source) takes the colour/quality change "
         "[default: 0.5].", show_default=False)] = None,
-    frames: Annotated[int, typer.Option("--frames", help="Evenly spaced frames per video (all when shorter).")] = 32,
-    size: Annotated[int, typer.Option("--size", help="Face crop size in pixels.")] = DEFAULT_SIZE,
-    margin: Annotated[float, typer.Option(
-        "--margin", help="Context around the face: the template is shrunk by 1/margin.")] = DEFAULT_MARGIN,
-    sd: Annotated[str, typer.Option(
-        "--sd", help="Stable Diffusion for the latents: 'tiny' or a local SD-1.5 path.")] = "tiny",
-    device: Annotated[str, typer.Option("--device", help="cpu | cuda.")] = "cpu",
+    frames: FramesOpt = 32,
+    size: SizeOpt = DEFAULT_SIZE,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    sd: PrepareSdOpt = None,
+    device: PrepareDeviceOpt = "cpu",
     workers: Annotated[int, typer.Option(
         "--workers", min=0, help="Videos detected in parallel (processes); 0 = one per CPU core (1 on cuda).")] = 0,
     limit: Annotated[Optional[int], typer.Option(

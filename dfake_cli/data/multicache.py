@@ -14,7 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
-from dfake_cli.data.cache import ROLE_INPUT, FaceCache
+from dfake_cli.data.cache import FaceCache
+from dfake_cli.data.cache.reader import input_rows_of
 from dfake_cli.errors import InputError
 
 # attrs that must be equal for rows of different caches to be trained on together
@@ -130,11 +131,7 @@ class MultiCache:
         return mean, logvar
 
     def input_rows(self, split: str | None = None) -> np.ndarray:
-        df = self.index
-        mask = df["role"].to_numpy() == ROLE_INPUT
-        if split is not None:
-            mask &= df["split"].to_numpy() == split
-        return np.flatnonzero(mask)
+        return input_rows_of(self.index, split)
 
     def close(self) -> None:
         for c in self.caches:

@@ -448,6 +448,16 @@ def sd_from_env(sd: str | None) -> str | None:
     return sd or os.environ.get("DFAKE_SD") or None
 
 
+def require_sd(sd: str | None, what: str) -> str:
+    """`--sd`, else $DFAKE_SD; with neither, one line naming the fix. Real data never gets the random tiny SD
+    by default: its VAE latents of faces are noise (`what` says what needs the latents)."""
+    found = sd_from_env(sd)
+    if found is None:
+        raise InputError(f"--sd: {what} need a Stable Diffusion: pass --sd PATH (an SD-1.5 file or diffusers "
+                         "folder), set $DFAKE_SD, or --sd tiny for the demo's random tiny SD")
+    return found
+
+
 def _single_file_keys(path: Path) -> list[str]:
     if path.suffix.lower() == ".safetensors":
         from safetensors import safe_open

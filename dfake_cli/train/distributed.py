@@ -6,40 +6,18 @@ variables everything degrades to a single process and no process group is create
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 
 import torch
 
-from dfake_cli.errors import InputError
+from dfake_cli.runtime import RankInfo, torchrun_ranks
 
 
 @dataclass(frozen=True)
-class DistInfo:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+class DistInfo(RankInfo):
     device: torch.device = torch.device("cpu")
     initialised: bool = False  # whether we created the process group (and must destroy it)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"environment variable {name}={value!r} is not a whole number (set by torchrun)") from None
 
 
 def pick_device(requested: str | None, local_rank: int = 0) -> torch.device:
@@ -56,11 +34,10 @@ def init_distributed(requested_device: str | None = None) -> DistInfo:
     """Read torchrun's variables; create the process group if WORLD_SIZE > 1 (and none exists yet)."""
     import torch.distributed as dist
 
-    world = _env_int("WORLD_SIZE", 1)
-    rank = _env_int("RANK", 0)
-    local = _env_int("LOCAL_RANK", rank)
+    env = torchrun_ranks()
+    rank, world, local = env.rank, env.world_size, env.local_rank
     device = pick_device(requested_device, local)
-    if world <= 1:
+    if not env.distributed:
         return DistInfo(0, 1, 0, device, False)
     created = False
     if not dist.is_initialized():

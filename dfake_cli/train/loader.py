@@ -233,6 +233,8 @@ def batches(dataset: torch.utils.data.Dataset, to_device: ToDevice, workers: int
     kwargs: dict[str, Any] = {}
     if workers > 0:
         kwargs.update(prefetch_factor=max(1, prefetch), multiprocessing_context="fork")
+        if cpu:
+            kwargs.update(worker_init_fn=_yield_to_step)
     loader = torch.utils.data.DataLoader(
         _Finished(dataset, to_device) if cpu else dataset, batch_size=None, shuffle=False,
         num_workers=workers, pin_memory=not cpu, collate_fn=_keep if cpu else None, **kwargs)
@@ -240,6 +242,16 @@ def batches(dataset: torch.utils.data.Dataset, to_device: ToDevice, workers: int
         yield from loader
         return
     yield from device_batches(loader, to_device)
+
+
+def _yield_to_step(_worker_id: int) -> None:
+    """CPU training: loader workers run at the lowest priority. The step's intra-op threads occupy every
+    core; a worker preempting one of them stalls the others at their next barrier, so it costs the step more
+    than its own few ms per batch. At low priority it runs in the gaps, still far ahead of a CPU step."""
+    try:
+        os.nice(19)
+    except OSError:  # not permitted (some containers): keep the default priority
+        pass
 
 
 def _keep(item):

@@ -16,10 +16,13 @@ from helpers.clitools import run
     (["--target-aug", "2"], "--target-aug"),
     (["--layout", "ffpp"], "FaceForensics++"),
     (["--name", "../x"], "--name"),
+    ([], "--sd"),  # no SD and no $DFAKE_SD: never the random tiny SD by default
 ])
-def test_bad_options_are_one_line(tmp_path, capsys, args, needle):
+def test_bad_options_are_one_line(tmp_path, capsys, monkeypatch, args, needle):
+    monkeypatch.delenv("DFAKE_SD", raising=False)
     (tmp_path / "root").mkdir()
-    code, out, err = run(["--workspace", tmp_path / "ws", "prepare", "sbi", tmp_path / "root", *args], capsys)
+    sd = [] if needle == "--sd" else ["--sd", "tiny"]
+    code, out, err = run(["--workspace", tmp_path / "ws", "prepare", "sbi", tmp_path / "root", *sd, *args], capsys)
     assert code == 2 and needle in err and "Traceback" not in err
     assert len([line for line in err.strip().splitlines() if line.strip()]) <= 2
     assert not (tmp_path / "ws" / "data" / "sbi.h5").exists()

@@ -207,11 +207,15 @@ class FaceCache:
 
     def input_rows(self, split: str | None = None) -> np.ndarray:
         """Rows of the samples to classify (role "input"), optionally of one split."""
-        df = self.index
-        mask = df["role"].to_numpy() == ROLE_INPUT
-        if split is not None:
-            mask &= df["split"].to_numpy() == split
-        return np.flatnonzero(mask)
+        return input_rows_of(self.index, split)
+
+
+def input_rows_of(index, split: str | None = None) -> np.ndarray:
+    """Rows of a cache index (one cache's or a mixture's) whose role is "input", optionally of one split."""
+    mask = index["role"].to_numpy() == ROLE_INPUT
+    if split is not None:
+        mask &= index["split"].to_numpy() == split
+    return np.flatnonzero(mask)
 
 
 def cache_attrs(path: Path) -> dict | None:

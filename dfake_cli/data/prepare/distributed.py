@@ -13,12 +13,11 @@ The process group is gloo even on GPU nodes: it only carries barriers, never ten
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Sequence, TypeVar
 
-from dfake_cli.errors import InputError
+from dfake_cli.runtime import RankInfo, torchrun_ranks
 
 T = TypeVar("T")
 # Ranks that finish early wait at the barrier for the slowest one (and for the assembly): allow for a day.
@@ -26,19 +25,8 @@ BARRIER_TIMEOUT = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class Ranks:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+class Ranks(RankInfo):
     created_group: bool = False  # whether we initialised the process group (and must destroy it)
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
 
     def share(self, items: Sequence[T]) -> list[T]:
         """This rank's part of `items`: every world_size-th item from index `rank` (same order on all ranks)."""
@@ -58,22 +46,12 @@ class Ranks:
                 dist.destroy_process_group()
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    if value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"environment variable {name}={value!r} is not a whole number (torchrun sets it)") from None
-
-
 def join_ranks() -> Ranks:
     """Ranks from torchrun's RANK / WORLD_SIZE / LOCAL_RANK; a single process without them."""
-    world = _env_int("WORLD_SIZE", 1)
-    if world <= 1:
+    env = torchrun_ranks()
+    if not env.distributed:
         return Ranks()
-    rank, local = _env_int("RANK", 0), _env_int("LOCAL_RANK", 0)
+    rank, world, local = env.rank, env.world_size, env.local_rank
     import torch.distributed as dist
 
     created = False
