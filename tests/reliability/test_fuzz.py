@@ -123,17 +123,6 @@ def test_prepare_option_check_refuses_or_accepts_never_crashes(frames, size, mar
     assert math.isfinite(margin) and 0.5 <= margin <= 4 and frames >= 1
 
 
-@pytest.fixture(scope="module")
-def wdf_root(tmp_path_factory):
-    from helpers.tartools import png_bytes, write_tar
-
-    root = tmp_path_factory.mktemp("wdfopt")
-    base = root / "deepfake_in_the_wild"
-    write_tar(base / "real_test" / "1.tar.gz", [("./1/real/5/1.png", png_bytes(10, 8))])
-    write_tar(base / "fake_test" / "1.tar.gz", [("./1/fake/7/1.png", png_bytes(100, 8))])
-    return root
-
-
 def _ok_or_one_line(code, err):
     assert code in (0, 2), err
     if code == 2:

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from helpers.clitools import run
-from helpers.tartools import png_bytes, write_tar
 
 BAD_ALIGNMENT = [
     (["--margin", "inf"], "--margin inf"), (["--margin", "nan"], "--margin nan"), (["--margin", "0"], "--margin 0"),
@@ -20,15 +19,6 @@ BAD_ALIGNMENT = [
     (["--size", "-64"], "--size -64"), (["--frames", "0"], "--frames"), (["--frames", "-3"], "--frames"),
     (["--workers", "100000"], "--workers"), (["--device", "tpu"], "--device"),
 ]
-
-
-@pytest.fixture(scope="module")
-def wdf_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wdf")
-    base = root / "deepfake_in_the_wild"
-    write_tar(base / "real_test" / "1.tar.gz", [("./1/real/5/1.png", png_bytes(10, 8))])
-    write_tar(base / "fake_test" / "1.tar.gz", [("./1/fake/7/1.png", png_bytes(100, 8))])
-    return root
 
 
 def _one_line(code, err, expected):
