@@ -73,7 +73,7 @@ def test_errors_are_one_line_exit_2(tmp_path, capsys, setup, extra, expected):
 
 def test_bad_option_values(tree, tmp_path, capsys):
     base = ["--workspace", str(tmp_path / "ws"), "prepare", "ff++", str(tree), "--sd", "tiny"]
-    for extra, expected in ((["--frames", "0"], "--frames 0"), (["--size", "100"], "--size 100"),
+    for extra, expected in ((["--frames", "0"], "'--frames'"), (["--size", "100"], "--size 100"),
                             (["--device", "tpu"], "'--device': 'tpu': use cpu, cuda or cuda:N"), (["--name", "../x"], "invalid cache name")):
         code, _, err = run(base + extra, capsys)
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
