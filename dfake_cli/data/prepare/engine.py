@@ -25,7 +25,7 @@ from dfake_cli.data.faces import FaceAlignConfig
 from dfake_cli.data.prepare.results import (
     PrepareResult, cache_options, option_diff, result_from_attrs, write_skipped_csv,
 )
-from dfake_cli.data.prepare.units import Unit, plan_units, select_items
+from dfake_cli.data.prepare.units import Unit, group_units, plan_units, select_items
 from dfake_cli.data.prepare.worker import STAGES, UnitWorker
 from dfake_cli.errors import InputError
 from dfake_cli.runtime import DEFAULT_MARGIN, DEFAULT_SIZE, check_device
@@ -80,21 +80,23 @@ def content_key(options: dict) -> str:
 
 def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
               sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> float:
-    """Run `todo` in this process (one worker) or in a pool of worker processes; returns start-up seconds
-    (worker start + model loading, wall time), which benchmarks report apart from the steady rate."""
+    """Run `todo` in this process (one worker) or in a pool of worker processes, an original and the fakes
+    it lends its frames to in one worker (units.group_units); returns start-up seconds (worker start +
+    model loading, wall time), which benchmarks report apart from the steady rate."""
     if not todo:
         return 0.0
+    groups = group_units(todo)
     if workers == 1:
         t0 = time.perf_counter()
         worker = UnitWorker(config, frames, device, training, sd)
         worker.warm()
         startup = time.perf_counter() - t0
-        for unit in todo:
+        for unit in (u for group in groups for u in group):
             on_meta(worker.run(unit))
         return startup
     from dfake_cli.data.prepare.pool import run_pool
 
-    return run_pool(todo, config, frames, device, training, sd, workers, on_meta)
+    return run_pool(groups, config, frames, device, training, sd, workers, on_meta)
 
 
 def _cache_attrs(manifest: Manifest, config: FaceAlignConfig, options: dict, frames: int, training: bool,
@@ -220,7 +222,7 @@ def _prepare(
             units, _ = plan_units(manifest, selected, frames, training, parts, skipped)
         for unit in units:
             unit.shard = parts / f"{unit.key(content)}.npz"
-        mine = ranks.share(units)  # all of them in a single process
+        mine = [u for group in ranks.share(group_units(units)) for u in group]  # all of them in one process
         todo = [u for u in mine if not u.shard.is_file()]
         task = bar.add_task(f"prepare {manifest.dataset}", total=len(mine), completed=len(mine) - len(todo),
                             rate="", info="")

@@ -4,6 +4,10 @@ Pairing for a fake `T_S` at frame i: the input is the fake frame aligned by its 
 target is original T's frame i warped with the same matrix (pixel-aligned with the fake); the source is
 original S's frame min(i, len(S) - 1) aligned by S's own tracked face (paired at assembly). A real face
 is its own source and target.
+
+An original's decoded frames stay lent to the fakes that follow it in its group (units.group_units): a
+fake whose target frames were all decoded there warps them instead of decoding its target again. Frames
+decode the same whichever batch they are read in, so a lent frame is the very frame a decode would give.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class UnitWorker:
         self.extractor = FaceExtractor(config, device=device)
         self._encoder = None
         self.latent_scaling: Optional[float] = None
+        self._lent: tuple[str, dict[int, np.ndarray]] = ("", {})  # the last original's path and frames
 
     @property
     def encoder(self):
@@ -128,6 +133,13 @@ class UnitWorker:
             out.append(g > MASK_THRESHOLD)
         return out
 
+    def _lent_frames(self, path, indices: list[int]) -> Optional[list[np.ndarray]]:
+        """Original `path`'s frames at `indices` when its unit just decoded all of them (else None)."""
+        lent_path, frames = self._lent
+        if lent_path != str(path) or any(i not in frames for i in indices):
+            return None
+        return [frames[i] for i in indices]
+
     def _video(self, unit: Unit, meta: dict, timings: dict) -> Optional[ShardRows]:
         from dfake_cli.data.video import VideoReadError, read_frames
 
@@ -138,6 +150,8 @@ class UnitWorker:
         frames, idx = read_frames(item.path, num=self.frames, indices=wanted)
         timings["decode"] += time.perf_counter() - t0
         idx = [int(i) for i in idx]
+        if self.training and item.label == 0:  # lent to the fakes of its group (their target warps)
+            self._lent = (str(item.path), dict(zip(idx, frames)))
         own_set = set(idx) if own is None else set(own)
         n_own = sum(1 for i in idx if i in own_set)
         meta["frames_read"] = n_own if unit.is_input else 0
@@ -165,8 +179,10 @@ class UnitWorker:
 
         if unit.target_path is not None:  # a training fake: add its pixel-aligned target faces
             t0 = time.perf_counter()
+            tframes = self._lent_frames(unit.target_path, fidx)
             try:
-                tframes, _ = read_frames(unit.target_path, indices=fidx)
+                if tframes is None:
+                    tframes, _ = read_frames(unit.target_path, indices=fidx)
             except VideoReadError as exc:
                 timings["decode"] += time.perf_counter() - t0
                 return self._skip(meta, "original unreadable", f"{unit.target_path}: {exc}")
