@@ -1,4 +1,6 @@
-"""An original decoded once for all of its fakes: the lent frames give the cache a fresh decode gives."""
+"""Two ways to the same cache: an original decoded once for all of its fakes (its frames lent to their
+target warps), and the batched stage (decode processes feeding one model process). Both must give the
+per-video path's cache, dataset by dataset, with the same skipped videos."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from dfake_cli.data.prepare.units import group_units
 from dfake_cli.data.prepare.worker import UnitWorker
 
 ROOT = Path(__file__).resolve().parents[2] / "sample_data" / "FaceForensics++"
+KEEP = {"000", "004", "000_004", "004_000"}  # one training pair: two originals, each the target of a fake
 
 
 def _datasets(path: Path) -> dict[str, np.ndarray]:
@@ -24,39 +27,43 @@ def _datasets(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _prepare(out: Path, monkeypatch, lend: bool) -> tuple[Path, list[bool]]:
-    """The Deepfakes training cache of one sample-data pair (2 frames, 64 px); `lent` records, per fake, whether
-    its target frames came from its original's unit."""
-    real = UnitWorker._lent_frames
-    lent: list[bool] = []
-
-    def spy(self, path, indices):
-        frames = real(self, path, indices) if lend else None
-        lent.append(frames is not None)
-        return frames
-
-    monkeypatch.setattr(UnitWorker, "_lent_frames", spy)
+def _prepare(out: Path, **kw) -> Path:
+    """The Deepfakes training cache of one sample-data pair (2 frames, 64 px)."""
     manifest = get_parser("ff++")(ROOT, methods="Deepfakes")
-    keep = {"000", "004", "000_004", "004_000"}  # one training pair: two originals, each the target of a fake
-    manifest = replace(manifest, items=[i for i in manifest.items if i.video_id.rsplit("/", 1)[-1] in keep])
-    result = prep.prepare_manifest(manifest, out, frames=2, size=64, training=True, sd="tiny", progress=False)
-    return result.cache_path, lent
+    manifest = replace(manifest, items=[i for i in manifest.items if i.video_id.rsplit("/", 1)[-1] in KEEP])
+    return prep.prepare_manifest(manifest, out, frames=2, size=64, training=True, sd="tiny", progress=False,
+                                 **kw).cache_path
 
 
-def test_lent_target_frames_give_the_same_cache(tmp_path, monkeypatch):
-    if not ROOT.is_dir():
-        pytest.skip("sample_data/FaceForensics++ is not in this checkout")
-    got, lent = _prepare(tmp_path / "lent.h5", monkeypatch, lend=True)
-    ref, decoded = _prepare(tmp_path / "decoded.h5", monkeypatch, lend=False)
-    assert len(lent) == 2 and all(lent) and not any(decoded)  # every fake warped its original's lent frames
+def _assert_same_cache(got: Path, ref: Path) -> None:
     a, b = _datasets(got), _datasets(ref)
     assert sorted(a) == sorted(b)
     for name in b:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     with h5py.File(got) as g, h5py.File(ref) as r:
         assert g.attrs["summary"] == r.attrs["summary"]
-    assert Path(str(got).replace(".h5", ".skipped.csv")).read_text() == \
-        Path(str(ref).replace(".h5", ".skipped.csv")).read_text()
+    assert got.with_suffix(".skipped.csv").read_text() == ref.with_suffix(".skipped.csv").read_text()
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    """The per-video path, one worker, with its originals lending their frames (the default)."""
+    if not ROOT.is_dir():
+        pytest.skip("sample_data/FaceForensics++ is not in this checkout")
+    return _prepare(tmp_path_factory.mktemp("ref") / "ref.h5", workers=1, stage="video")
+
+
+def test_lent_target_frames_give_the_same_cache(reference, tmp_path, monkeypatch):
+    lent: list[bool] = []
+    monkeypatch.setattr(UnitWorker, "_lent_frames", lambda self, path, indices: lent.append(False))
+    decoded = _prepare(tmp_path / "decoded.h5", workers=1, stage="video")  # every fake decodes its target
+    assert len(lent) == 2  # both fakes asked (and were refused); the reference's fakes were lent
+    _assert_same_cache(reference, decoded)
+
+
+def test_batched_stage_gives_the_same_cache(reference, tmp_path):
+    got = _prepare(tmp_path / "batched.h5", workers=2, stage="batched")
+    _assert_same_cache(got, reference)
 
 
 def test_groups_put_each_original_before_its_fakes():
