@@ -221,7 +221,10 @@ def _stream_detector(detector, cache, rows: np.ndarray, batch_size: int, precisi
                 else contextlib.nullcontext())
     logits, done = [], 0
     with torch.inference_mode(), autocast:
-        for batch in batches(data, to_device, workers=None if len(data) > 1 else 0):
+        # On a CPU the network needs every core and reading is ~1% of its cost: worker processes would only
+        # compete with it (measured in docs/benchmarks.md), so the CPU reads in the main process.
+        workers = 0 if device.type != "cuda" or len(data) <= 1 else None
+        for batch in batches(data, to_device, workers=workers):
             logits.append(detector.net(batch.x)[0].float())
             done += len(batch)
             if bar is not None:

@@ -20,8 +20,6 @@ explicitly (`zero_context=True`, the documented ablation).
 from __future__ import annotations
 
 import hashlib
-import inspect
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,26 +27,15 @@ import torch
 
 from dfake_cli.errors import InputError
 from dfake_cli.models import text as textmod
+from dfake_cli.models.sd_configs import (  # noqa: F401  (CONFIG_ROOT and TINY_* are part of this module's API)
+    CONFIG_ROOT, RANDOM_UNET_SEED, TINY_IDENTITY, TINY_SEED, TINY_SPEC, accepted_kwargs, build_unet, build_vae,
+    ddpm_scheduler, freeze, scheduler_config, seeded,
+)
+from dfake_cli.models.sd_file import LDM_UNET_PREFIX, LDM_VAE_PREFIX, load_single_file, no_text_encoder, single_file_keys
 
-CONFIG_ROOT = Path(__file__).resolve().parent.parent / "configs"
-TINY_SPEC = "tiny"
-TINY_IDENTITY = "tiny-v3-seed0"  # bump whenever configs/tiny changes: caches record it (v3: + text encoder)
-TINY_SEED = 0
-RANDOM_UNET_SEED = 1234
 TEXT_TOKENS = textmod.TEXT_TOKENS
 _MIB = 1 << 20
 _TEXT_CACHE: dict[str, torch.Tensor] = {}
-
-LDM_UNET_PREFIX = "model.diffusion_model."
-LDM_VAE_PREFIX = "first_stage_model."
-# Tensors an SD-1.5 file carries that a diffusers model has no place for: the DDPM schedule (our scheduler
-# config defines it) and the EMA bookkeeping/weights (the non-EMA weights are used, as the official code does).
-LDM_SCHEDULE_BUFFERS = frozenset({
-    "betas", "alphas_cumprod", "alphas_cumprod_prev", "sqrt_alphas_cumprod", "sqrt_one_minus_alphas_cumprod",
-    "log_one_minus_alphas_cumprod", "sqrt_recip_alphas_cumprod", "sqrt_recipm1_alphas_cumprod",
-    "posterior_variance", "posterior_log_variance_clipped", "posterior_mean_coef1", "posterior_mean_coef2",
-})
-LDM_IGNORED_PREFIXES = ("model_ema.",)
 
 
 @dataclass
@@ -79,7 +66,7 @@ class StableDiffusion:
         """A DDIM sampler with this SD's betas and flags (SD-1.5: set_alpha_to_one false, steps_offset 1)."""
         from diffusers import DDIMScheduler
 
-        return DDIMScheduler.from_config(_accepted(DDIMScheduler, {**dict(self.scheduler.config),
+        return DDIMScheduler.from_config(accepted_kwargs(DDIMScheduler, {**dict(self.scheduler.config),
                                                                    **self.scheduler_config}))
 
     def to(self, device=None, dtype=None) -> "StableDiffusion":
@@ -137,55 +124,9 @@ def sd_identity(spec: str) -> str:
     raise InputError(f"--sd {spec}: not found; pass 'tiny', a diffusers SD folder or an SD-1.5 .safetensors/.ckpt file")
 
 
-def _accepted(cls, cfg: dict) -> dict:
-    names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    return {k: v for k, v in cfg.items() if k in names}
-
-
-def _build_unet(config_dir: Path):
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel.from_config(UNet2DConditionModel.load_config(str(config_dir)))
-
-
-def _build_vae(config_dir: Path):
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL.from_config(AutoencoderKL.load_config(str(config_dir)))
-
-
-def _scheduler_config(config_dir: Path) -> dict:
-    from diffusers import DDPMScheduler
-
-    return dict(DDPMScheduler.load_config(str(config_dir)))
-
-
-def _ddpm_scheduler(config_dir: Path):
-    """Training noise schedule: DDPM with the folder's betas (SD-1.5: scaled-linear 0.00085-0.012, T=1000)."""
-    from diffusers import DDPMScheduler
-
-    cfg = _accepted(DDPMScheduler, _scheduler_config(config_dir))  # SD folders ship a PNDM config: keep what DDPM takes
-    cfg.update(prediction_type=cfg.get("prediction_type", "epsilon"), clip_sample=False)
-    return DDPMScheduler.from_config(cfg)
-
-
-def _seeded(seed: int, build):
-    """Run `build()` with the global CPU RNG seeded and restore the caller's RNG state afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return build()
-
-
 def zero_text_embedding(unet) -> torch.Tensor:
     """The ablation context: zeros(1, 77, cross_attention_dim)."""
     return torch.zeros(1, TEXT_TOKENS, int(unet.config.cross_attention_dim))
-
-
-def _no_text_encoder(spec, where: str) -> InputError:
-    return InputError(
-        f"--sd {spec}: no text-encoder weights ({where}); use a complete SD-1.5 checkpoint, or pass "
-        f"--zero-context to condition on zeros (an ablation: SD-1.5 never saw that context)"
-    )
 
 
 # ----------------------------------------------------------------------------------------- diffusers folder
@@ -213,148 +154,12 @@ def _load_folder(folder: Path):
     return unet, vae, folder / "scheduler"
 
 
-# ----------------------------------------------------------------------------------------- single file
-
-
-def read_single_file(path: Path) -> dict:
-    """The checkpoint's tensors; `.ckpt` strictly with weights_only=True (never unpickle arbitrary objects)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            sd = load_file(str(path))
-        elif suffix in (".ckpt", ".pt", ".pth", ".bin"):
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
-        else:
-            raise InputError(f"--sd {path}: unknown file type {suffix!r}; pass an SD-1.5 .safetensors or .ckpt")
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"--sd {path}: cannot read it as a weights-only checkpoint ({type(exc).__name__})") from exc
-    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict):
-        raise InputError(f"--sd {path}: not a state dict")
-    return sd
-
-
-@dataclass
-class SingleFileParts:
-    """A single file's tensors sorted onto diffusers models: states per part and how every key was used."""
-
-    unet: dict
-    vae: dict
-    text: dict | None
-    consumed: set = field(default_factory=set)
-    ignored: list = field(default_factory=list)  # schedule buffers, EMA copies
-    unused: list = field(default_factory=list)   # anything else: refused
-
-
-def _consumed_by(converted: dict, checkpoint: dict) -> set[str]:
-    """Checkpoint keys whose tensors (or views of them) ended up in `converted` (diffusers' conversion
-    passes tensors through or reshapes them as views, so identity tells what it used)."""
-    by_id = {id(v): k for k, v in checkpoint.items()}
-    for k, v in checkpoint.items():  # a checkpoint tensor that is itself a view: its slices share its base
-        if getattr(v, "_base", None) is not None:
-            by_id.setdefault(id(v._base), k)
-    used = set()
-    for value in converted.values():
-        key = by_id.get(id(value))
-        if key is None and getattr(value, "_base", None) is not None:
-            key = by_id.get(id(value._base))
-        if key is not None:
-            used.add(key)
-    return used
-
-
-def split_single_file(checkpoint: dict, config_dir: Path, text_encoder=None) -> SingleFileParts:
-    """Convert an LDM-layout state dict (tensors or meta tensors) into UNet / VAE / text-encoder states.
-
-    The UNet and VAE go through diffusers' own LDM conversion with the packaged configs in `config_dir`;
-    the text encoder's keys are mapped onto `text_encoder` (models/text.py).
-    """
-    from diffusers import AutoencoderKL, UNet2DConditionModel
-    from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
-
-    unet_keys = {k: v for k, v in checkpoint.items() if k.startswith(LDM_UNET_PREFIX)}
-    vae_keys = {k: v for k, v in checkpoint.items() if k.startswith(LDM_VAE_PREFIX)}
-    unet = convert_ldm_unet_checkpoint(unet_keys, dict(UNet2DConditionModel.load_config(str(config_dir / "unet"))))
-    vae = convert_ldm_vae_checkpoint(vae_keys, dict(AutoencoderKL.load_config(str(config_dir / "vae"))))
-    consumed = _consumed_by(unet, unet_keys) | _consumed_by(vae, vae_keys)
-    text = None
-    if text_encoder is not None and any(k.startswith(textmod.LDM_TEXT_PREFIX) for k in checkpoint):
-        text, used = textmod.ldm_text_state(checkpoint, text_encoder)
-        consumed |= set(used)
-    ignored, unused = [], []
-    for key in checkpoint:
-        if key in consumed:
-            continue
-        if key in LDM_SCHEDULE_BUFFERS or key.startswith(LDM_IGNORED_PREFIXES):
-            ignored.append(key)
-        else:
-            unused.append(key)
-    return SingleFileParts(unet, vae, text, consumed, ignored, unused)
-
-
-def check_state(module: torch.nn.Module, state: dict, what: str, origin) -> None:
-    """Every tensor of `module` present in `state` with its shape, nothing extra; else one InputError line."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or extra or wrong:
-        example = (missing or extra or wrong)[0]
-        raise InputError(
-            f"--sd {origin}: the {what} does not fit the SD-1.5 architecture ({len(missing)} of {len(own)} tensors "
-            f"missing, {len(extra)} unexpected, {len(wrong)} of another shape, e.g. {example}); pass an SD-1.5 checkpoint"
-        )
-
-
-def _materialise(module, state: dict):
-    """Load `state` into `module` (built on the meta device) without allocating random weights first."""
-    module.load_state_dict({k: v.to(torch.float32) for k, v in state.items()}, strict=True, assign=True)
-    return module
-
-
-def load_single_file(path: Path, config_dir: Path = CONFIG_ROOT / "sd15", zero_context: bool = False):
-    """(unet, vae, text encoder or None) from one LDM-layout file, built from the configs in `config_dir`."""
-    checkpoint = read_single_file(path)
-    keys = list(checkpoint)
-    if not any(k.startswith(LDM_UNET_PREFIX) for k in keys):
-        raise InputError(f"--sd {path}: no UNet weights (model.diffusion_model.*) in this file; pass an SD-1.5 checkpoint")
-    if not any(k.startswith(LDM_VAE_PREFIX) for k in keys):
-        raise InputError(f"--sd {path}: no VAE weights (first_stage_model.*) in this file; pass a full SD-1.5 checkpoint")
-    has_text = any(k.startswith(textmod.LDM_TEXT_PREFIX) for k in keys)
-    if not has_text and not zero_context:
-        raise _no_text_encoder(path, "no cond_stage_model.transformer.* tensors in this file")
-    encoder = textmod.build_text_encoder(config_dir / "text_encoder") if has_text else None
-    parts = split_single_file(checkpoint, config_dir, encoder)
-    if parts.unused:
-        raise InputError(f"--sd {path}: {len(parts.unused)} of {len(keys)} tensors fit no SD-1.5 part "
-                         f"(e.g. {parts.unused[0]}); pass a plain SD-1.5 checkpoint")
-    with torch.device("meta"):
-        unet, vae = _build_unet(config_dir / "unet"), _build_vae(config_dir / "vae")
-    check_state(unet, parts.unet, "UNet", path)
-    check_state(vae, parts.vae, "VAE", path)
-    if encoder is not None:
-        check_state(encoder, parts.text, "text encoder", path)
-        encoder.load_state_dict({k: v.to(torch.float32) for k, v in parts.text.items()}, strict=True)
-    return _materialise(unet, parts.unet), _materialise(vae, parts.vae), encoder
-
-
 # ----------------------------------------------------------------------------------------- loading
-
-
-def _freeze(module):
-    module.requires_grad_(False)
-    module.eval()
-    return module
 
 
 def _reinit_unet(unet):
     """The "random SD" ablation: same architecture, weights from a fixed seed (reproducible, so not saved)."""
-    return _seeded(RANDOM_UNET_SEED, lambda: type(unet).from_config(unet.config))
+    return seeded(RANDOM_UNET_SEED, lambda: type(unet).from_config(unet.config))
 
 
 def _context(identity: str, source: str, encoder) -> torch.Tensor:
@@ -381,11 +186,11 @@ def load_stable_diffusion(
     encoder, source = None, textmod.ZERO_CONTEXT
     if spec == TINY_SPEC:
         root = CONFIG_ROOT / "tiny"
-        unet = _seeded(TINY_SEED, lambda: _build_unet(root / "unet"))
-        vae = _seeded(TINY_SEED + 1, lambda: _build_vae(root / "vae"))
+        unet = seeded(TINY_SEED, lambda: build_unet(root / "unet"))
+        vae = seeded(TINY_SEED + 1, lambda: build_vae(root / "vae"))
         sched_dir = root / "scheduler"
         if not zero_context:
-            encoder = _seeded(TINY_SEED + 2, lambda: textmod.build_text_encoder(root / "text_encoder"))
+            encoder = seeded(TINY_SEED + 2, lambda: textmod.build_text_encoder(root / "text_encoder"))
             source = textmod.CONTEXT_TINY
     else:
         path = Path(spec).expanduser()
@@ -393,7 +198,7 @@ def load_stable_diffusion(
             unet, vae, sched_dir = _load_folder(path)
             if not zero_context:
                 if not (path / "text_encoder").is_dir():
-                    raise _no_text_encoder(path, "the folder has no text_encoder/")
+                    raise no_text_encoder(path, "the folder has no text_encoder/")
                 encoder, source = textmod.load_folder_text_encoder(path), textmod.CONTEXT_FOLDER
         else:
             unet, vae, encoder = load_single_file(path, zero_context=zero_context)
@@ -410,8 +215,8 @@ def load_stable_diffusion(
     if random_weights:
         unet = _reinit_unet(unet)
     scaling = float(getattr(vae.config, "scaling_factor", 0.18215))
-    sd = StableDiffusion(_freeze(unet), _freeze(vae), _ddpm_scheduler(sched_dir), text, identity, scaling,
-                         random_weights, source, _scheduler_config(sched_dir))
+    sd = StableDiffusion(freeze(unet), freeze(vae), ddpm_scheduler(sched_dir), text, identity, scaling,
+                         random_weights, source, scheduler_config(sched_dir))
     return sd.to(device=device, dtype=dtype)
 
 
@@ -422,12 +227,12 @@ def build_sd15_random(device="cpu", dtype=torch.float32) -> StableDiffusion:
     there is no text encoder to run.
     """
     with torch.device(device):
-        unet = _build_unet(CONFIG_ROOT / "sd15" / "unet")
-        vae = _build_vae(CONFIG_ROOT / "sd15" / "vae")
+        unet = build_unet(CONFIG_ROOT / "sd15" / "unet")
+        vae = build_vae(CONFIG_ROOT / "sd15" / "vae")
         text = zero_text_embedding(unet)
     sched = CONFIG_ROOT / "sd15" / "scheduler"
-    sd = StableDiffusion(_freeze(unet), _freeze(vae), _ddpm_scheduler(sched), text, "sd15-random", 0.18215,
-                         context_source=textmod.ZERO_CONTEXT, scheduler_config=_scheduler_config(sched))
+    sd = StableDiffusion(freeze(unet), freeze(vae), ddpm_scheduler(sched), text, "sd15-random", 0.18215,
+                         context_source=textmod.ZERO_CONTEXT, scheduler_config=scheduler_config(sched))
     if str(device) != "meta":
         sd.to(dtype=dtype)
     return sd
@@ -458,18 +263,6 @@ def require_sd(sd: str | None, what: str) -> str:
     return found
 
 
-def _single_file_keys(path: Path) -> list[str]:
-    if path.suffix.lower() == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                return list(f.keys())
-        except Exception as exc:
-            raise InputError(f"--sd {path}: not a readable safetensors file ({type(exc).__name__})") from exc
-    return list(read_single_file(path))
-
-
 def describe_sd(spec: str) -> dict:
     """What an SD spec provides, without building models: kind, identity, UNet/VAE/text encoder, context source.
 
@@ -487,7 +280,7 @@ def describe_sd(spec: str) -> dict:
                 **{c: (f"{c}/" if ok else "missing") for c, ok in have.items()},
                 "context_source": textmod.CONTEXT_FOLDER if have["text_encoder"] else
                 "none: no text_encoder/ (loading stops unless --zero-context)"}
-    keys = _single_file_keys(path)
+    keys = single_file_keys(path)
     count = lambda prefix: sum(k.startswith(prefix) for k in keys)  # noqa: E731
     unet, vae, text = count(LDM_UNET_PREFIX), count(LDM_VAE_PREFIX), count(textmod.LDM_TEXT_PREFIX)
     return {"sd": str(path), "kind": "single SD-1.5 file (LDM layout)", "identity": identity, "tensors": len(keys),

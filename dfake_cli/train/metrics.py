@@ -9,6 +9,7 @@ and still name the exact step.
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from dfake_cli.train.step import LOSS_KEYS
 W_KEYS = ("w_s_mean", "w_s_min", "w_s_max", "w_t_mean", "w_t_min", "w_t_max")
 METRIC_COLUMNS = ("step", "epoch", "phase", *LOSS_KEYS, *W_KEYS, "auc", "lr", "images_per_s", "seconds")
 SATURATED_LOW, SATURATED_HIGH = 0.01, 0.99
+
+logger = logging.getLogger(__name__)
 
 
 class WindowStats:
@@ -81,14 +84,11 @@ def saturated(row: dict[str, Any]) -> list[str]:
 
 def warn_saturated(name: str, row: dict[str, Any], step: int, log_every: int) -> None:
     """One warning line per W per run: a W pinned at 0 or 1 for a whole logging window."""
-    from dfake_cli.console import err_console
-
     key = name[-1].lower()
     low, high = row[f"w_{key}_min"], row[f"w_{key}_max"]
-    err_console.print(
-        f"[yellow]warning:[/] {name} stayed saturated (between {low:.3g} and {high:.3g}) for the {log_every} "
-        f"steps up to step {step}: its sigmoid gets almost no gradient (docs/training.md: Weight modules)"
-    )
+    logger.warning("%s stayed saturated (between %.3g and %.3g) for the %d steps up to step %d: its sigmoid gets "
+                   "almost no gradient (docs/training.md: Weight modules; try --weight-lr)", name, low, high,
+                   log_every, step)
 
 
 class CsvLog:

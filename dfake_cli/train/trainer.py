@@ -216,10 +216,8 @@ class _Trainer:
                 "sd_identity": mc.sd_identity or None,
             })
             if not config.resume and not mc.backbone_pretrained:
-                from dfake_cli.console import err_console
-
-                err_console.print(f"[yellow]warning:[/] backbone {config.backbone} starts from random weights (no "
-                                  "--backbone-weights): the paper's recipe uses ImageNet-pretrained weights")
+                logger.warning("backbone %s starts from random weights (no --backbone-weights): the paper's recipe "
+                               "uses ImageNet-pretrained weights", config.backbone)
         barrier(info)
 
     def trainer_state(self, step: int) -> dict[str, Any]:

@@ -20,7 +20,7 @@ def test_tiny_is_seeded_and_frozen(tiny_sd):
     assert not any(p.requires_grad for p in tiny_sd.unet.parameters())
     assert not tiny_sd.unet.training and not tiny_sd.vae.training
     # the context is the seeded tiny CLIP text encoder's encoding of "" (the same path as SD-1.5's)
-    encoder = sdmod._seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
+    encoder = sdmod.seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
     assert tiny_sd.text_embedding.shape == (1, 77, 32)
     assert torch.equal(tiny_sd.text_embedding, textmod.encode_empty_prompt(encoder))
     assert tiny_sd.text_embedding.std() > 0.5 and tiny_sd.context_source == textmod.CONTEXT_TINY
@@ -48,7 +48,7 @@ def test_random_weights_reinit_unet_only(tiny_sd):
 
 
 def _tiny_encoder():
-    return sdmod._seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
+    return sdmod.seeded(sdmod.TINY_SEED + 2, lambda: textmod.build_text_encoder(sdmod.CONFIG_ROOT / "tiny" / "text_encoder"))
 
 
 def _save_folder(sd, root, text_encoder=True):

@@ -8,13 +8,14 @@ import torch
 from safetensors.torch import save_file
 
 from dfake_cli.errors import InputError
-from dfake_cli.models import sd as sdmod
+from dfake_cli.models import sd_configs as cfgmod
+from dfake_cli.models import sd_file as sdmod
 from dfake_cli.models import text as textmod
 
 from .ldm_layout import text_to_ldm, unet_to_ldm, vae_to_ldm
 
-TINY = sdmod.CONFIG_ROOT / "tiny"
-SD15 = sdmod.CONFIG_ROOT / "sd15"
+TINY = cfgmod.CONFIG_ROOT / "tiny"
+SD15 = cfgmod.CONFIG_ROOT / "sd15"
 # What real SD-1.5 files carry besides the three models: the DDPM schedule, EMA bookkeeping, CLIP's position ids.
 EXTRAS = {**{k: torch.zeros(1000) for k in sdmod.LDM_SCHEDULE_BUFFERS}, "model_ema.decay": torch.tensor(0.9999),
           "model_ema.num_updates": torch.tensor(1, dtype=torch.int32)}
@@ -22,7 +23,7 @@ EXTRAS = {**{k: torch.zeros(1000) for k in sdmod.LDM_SCHEDULE_BUFFERS}, "model_e
 
 def _tiny_parts():
     torch.manual_seed(5)  # weights unlike the seeded tiny SD's, so nothing passes by coincidence
-    unet, vae = sdmod._build_unet(TINY / "unet"), sdmod._build_vae(TINY / "vae")
+    unet, vae = cfgmod.build_unet(TINY / "unet"), cfgmod.build_vae(TINY / "vae")
     encoder = textmod.build_text_encoder(TINY / "text_encoder")
     return unet.eval(), vae.eval(), encoder
 
@@ -85,7 +86,7 @@ def test_unmatched_tensors_are_refused_with_counts(tmp_path):
 
 def test_sd15_shaped_file_is_consumed_completely_on_the_meta_device():
     with torch.device("meta"):
-        unet, vae = sdmod._build_unet(SD15 / "unet"), sdmod._build_vae(SD15 / "vae")
+        unet, vae = cfgmod.build_unet(SD15 / "unet"), cfgmod.build_vae(SD15 / "vae")
         encoder = textmod.build_text_encoder(SD15 / "text_encoder")
         target = textmod.build_text_encoder(SD15 / "text_encoder")
         checkpoint = {**unet_to_ldm(unet), **vae_to_ldm(vae), **text_to_ldm(encoder),

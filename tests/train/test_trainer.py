@@ -161,7 +161,7 @@ def test_no_weight_ablation_leaves_w_columns_empty(workspace):
     assert all(r["w_s_mean"] == "" and r["w_t_max"] == "" for r in rows)
 
 
-def test_a_saturated_w_warns_once(workspace, monkeypatch, capsys):
+def test_a_saturated_w_warns_once(workspace, monkeypatch, caplog):
     from dfake_cli.models.diffusionfake import DiffusionFake
 
     real_losses = DiffusionFake.losses
@@ -172,9 +172,11 @@ def test_a_saturated_w_warns_once(workspace, monkeypatch, capsys):
         return out
 
     monkeypatch.setattr(DiffusionFake, "losses", pinned)
-    train(tiny_config(run="sat", steps=4, log_every=2, val_losses=False), workspace)
-    err = capsys.readouterr().err
-    assert err.count("W_t stayed saturated") == 1 and "W_s stayed saturated" not in err
+    with caplog.at_level("WARNING", logger="dfake_cli"):
+        train(tiny_config(run="sat", steps=4, log_every=2, val_losses=False), workspace)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert sum("W_t stayed saturated" in m for m in warned) == 1
+    assert not any("W_s stayed saturated" in m for m in warned)
 
 
 def test_selection_scores_rank_as_documented():

@@ -26,7 +26,7 @@ from dfake_cli.data.faces import FaceAlignConfig
 from dfake_cli.data.prepare.results import (
     PrepareResult, cache_options, option_diff, result_from_attrs, write_skipped_csv,
 )
-from dfake_cli.data.prepare.units import Unit, plan_units, select_items
+from dfake_cli.data.prepare.units import Unit, group_units, plan_units, select_items
 from dfake_cli.data.prepare.worker import STAGES, UnitWorker
 from dfake_cli.errors import InputError, RunError
 from dfake_cli.io import printable
@@ -97,23 +97,34 @@ def content_key(options: dict) -> str:
     return hashlib.sha1(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
 
+STAGE_CHOICES = ("auto", "video", "batched")
+
+
 def run_units(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
-              sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> float:
-    """Run `todo` in this process (one worker) or in a pool of worker processes; returns start-up seconds
-    (worker start + model loading, wall time), which benchmarks report apart from the steady rate."""
+              sd: Optional[str], workers: int, on_meta: Callable[[dict], None], stage: str = "video") -> float:
+    """Run `todo` in this process (one worker) or in a pool of worker processes, an original and the fakes
+    it lends its frames to in one worker (units.group_units); returns start-up seconds (worker start +
+    model loading, wall time), which benchmarks report apart from the steady rate. `stage="batched"`:
+    `workers` decode processes (one per core but one when 1) feed one process that runs the models."""
     if not todo:
         return 0.0
+    groups = group_units(todo)
+    if stage == "batched":  # decode processes feeding one model process (stage.py)
+        from dfake_cli.data.prepare.stage import run_staged
+
+        decoders = workers if workers > 1 else max(1, min(8, (os.cpu_count() or 2) - 1))
+        return run_staged(groups, config, frames, device, training, sd, decoders, on_meta)
     if workers == 1:
         t0 = time.perf_counter()
         worker = UnitWorker(config, frames, device, training, sd)
         worker.warm()
         startup = time.perf_counter() - t0
-        for unit in todo:
+        for unit in (u for group in groups for u in group):
             on_meta(worker.run(unit))
         return startup
     from dfake_cli.data.prepare.pool import run_pool
 
-    return run_pool(todo, config, frames, device, training, sd, workers, on_meta)
+    return run_pool(groups, config, frames, device, training, sd, workers, on_meta)
 
 
 def _cache_attrs(manifest: Manifest, config: FaceAlignConfig, options: dict, frames: int, training: bool,
@@ -185,6 +196,8 @@ def prepare_manifest(manifest: Manifest, cache_path: str | Path, **options) -> P
 
     training=True pairs FF++ fakes with their source/target faces and stores SD-VAE latent moments and
     weight targets; False stores faces and the index only (source_row = target_row = -1, no /latents).
+    `stage`: "video" runs each video start to end in one worker; "batched" has CPU processes decode for
+    one process that holds the models (stage.py; the same cache); "auto" is "batched" on CUDA.
     Holds `<name>.lock` next to the cache: two preparations of one cache never run at once (the api layer
     takes the same lock earlier, around parsing; the nested hold is a no-op).
     """
@@ -200,16 +213,21 @@ def _prepare_manifest(
     manifest: Manifest, cache_path: str | Path, *, frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN,
     device: str = "cpu", workers: int = 1, limit: Optional[int] = None, training: bool = False,
     sd: Optional[str] = None, skipped_csv: str | Path | None = None, progress: bool = True,
-    align: Optional[FaceAlignConfig] = None,
+    align: Optional[FaceAlignConfig] = None, stage: str = "auto",
 ) -> PrepareResult:
+    """The body of `prepare_manifest`, run under the cache's lock."""
     t_start = time.perf_counter()
     workers = _check_options(frames, size, margin, workers, device)
+    if stage not in STAGE_CHOICES:
+        raise InputError(f"--stage {stage}: must be one of {', '.join(STAGE_CHOICES)}")
+    if stage == "auto":
+        stage = "batched" if device.startswith("cuda") else "video"
     ranks = join_ranks()
     try:
         return _prepare(manifest, Path(cache_path), frames=frames, size=size, margin=margin,
                         device=rank_device(device, ranks), workers=workers, limit=limit, training=training, sd=sd,
                         skipped_csv=skipped_csv, progress=progress and ranks.is_main, align=align, ranks=ranks,
-                        t_start=t_start)
+                        t_start=t_start, stage=stage)
     finally:
         ranks.close()
 
@@ -217,7 +235,7 @@ def _prepare_manifest(
 def _prepare(
     manifest: Manifest, cache_path: Path, *, frames: int, size: int, margin: float, device: str, workers: int,
     limit: Optional[int], training: bool, sd: Optional[str], skipped_csv: str | Path | None, progress: bool,
-    align: Optional[FaceAlignConfig], ranks: Ranks, t_start: float,
+    align: Optional[FaceAlignConfig], ranks: Ranks, t_start: float, stage: str,
 ) -> PrepareResult:
     skipped_csv = Path(skipped_csv) if skipped_csv is not None else cache_path.with_suffix(".skipped.csv")
     config = align or FaceAlignConfig()
@@ -263,7 +281,7 @@ def _prepare(
             units, _ = plan_units(manifest, selected, frames, training, parts, skipped)
         for unit in units:
             unit.shard = parts / f"{unit.key(content)}.npz"
-        mine = ranks.share(units)  # all of them in a single process
+        mine = [u for group in ranks.share(group_units(units)) for u in group]  # all of them in one process
         todo = [u for u in mine if not cache_mod.shard_is_usable(u.shard)]  # a damaged shard is redone
         task = bar.add_task(f"prepare {manifest.dataset}", total=len(mine), completed=len(mine) - len(todo),
                             rate="", info="")
@@ -279,7 +297,7 @@ def _prepare(
             bar.update(task, advance=1, rate=f"{rate:.1f} frames/s", info=meta["video_id"].rsplit("/", 1)[-1])
             testhooks.after_shard(processed)  # no-op unless a test asks the run to halt here
 
-        timings["startup"] = run_units(todo, config, frames, device, training, sd, workers, on_meta)
+        timings["startup"] = run_units(todo, config, frames, device, training, sd, workers, on_meta, stage)
 
     ranks.barrier()  # every rank's shards are written
     t0 = time.perf_counter()
@@ -295,6 +313,7 @@ def _prepare(
     timings["assemble"] += time.perf_counter() - t0
     result.processed_units = processed
     result.workers = workers
+    result.stage = stage
     result.timings = timings
     result.elapsed = time.perf_counter() - t_start
     return result

@@ -31,16 +31,19 @@ def _init_worker(config: dict, frames: int, device: str, training: bool, sd: Opt
     _READY_AT = time.time()
 
 
-def _run_in_worker(unit: Unit) -> dict:
+def _run_in_worker(group: list[Unit]) -> list[dict]:
+    """One group (an original, then the fakes it lends its frames to) in order, in this worker."""
     assert _WORKER is not None
-    meta = _WORKER.run(unit)
-    meta["ready_at"] = _READY_AT
-    return meta
+    metas = [_WORKER.run(unit) for unit in group]
+    for meta in metas:
+        meta["ready_at"] = _READY_AT
+    return metas
 
 
-def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str, training: bool,
+def run_pool(todo: list[list[Unit]], config: FaceAlignConfig, frames: int, device: str, training: bool,
               sd: Optional[str], workers: int, on_meta: Callable[[dict], None]) -> float:
-    """Several videos at once in spawned processes (torch and fork do not mix); each writes its own shard.
+    """Several groups of videos (units.group_units) at once in spawned processes (torch and fork do not
+    mix); each unit writes its own shard.
 
     Returns the start-up wall time: from starting the pool until the last worker that ran a unit had
     loaded its models.
@@ -57,9 +60,10 @@ def run_pool(todo: list[Unit], config: FaceAlignConfig, frames: int, device: str
         initargs=(config.to_dict(), frames, device, training, sd, threads, os.getpid()),
     )
     try:
-        for meta in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
-            ready = max(ready, float(meta.pop("ready_at", 0.0)))
-            on_meta(meta)
+        for metas in pool.imap_unordered(_run_in_worker, todo, chunksize=1):
+            for meta in metas:
+                ready = max(ready, float(meta.pop("ready_at", 0.0)))
+                on_meta(meta)
     except BaseException:
         pool.terminate()
         pool.join()

@@ -35,6 +35,7 @@ class PrepareResult:
     already_prepared: bool = False
     workers: int = 0  # worker processes of this rank (1: in-process)
     processed_units: int = 0  # units computed in this run (0 when everything was resumed)
+    stage: str = ""  # "video" or "batched" (engine.run_units)
 
     @property
     def frames_per_second(self) -> float:

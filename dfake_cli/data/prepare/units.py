@@ -4,6 +4,10 @@ Test caches: one unit per selected video. Training caches (FF++ pairing) also ne
 every original a fake names (scanned once, kept in `parts/counts.json`), so that a fake's frames and the
 source frames it pairs with are known before any unit runs; originals come first, each one unit that
 yields its own faces and the extra frames other fakes use as sources.
+
+Units run in groups (`group_units`): an original followed by the fakes whose target it is, so that one
+worker decodes the original once and lends its frames to those fakes' target warps (worker.py). Groups
+only order the work: every unit still writes its own shard, and the cache is assembled in `units` order.
 """
 
 from __future__ import annotations
@@ -155,3 +159,21 @@ def plan_units(
             unit.indices = []
     units = list(originals.values()) + fakes
     return units, {"scan": scan}
+
+
+def group_units(units: list[Unit]) -> list[list[Unit]]:
+    """Each original followed by the fakes it is the target of (run by one worker, in that order); a fake
+    whose target is no unit here runs alone. Test caches: one unit per group."""
+    groups = [[u] for u in units if u.target_path is None]
+    lead: dict[str, list[Unit]] = {}
+    for g in groups:
+        lead.setdefault(g[0].item.video_id, g)
+    alone: list[list[Unit]] = []
+    for u in units:
+        if u.target_path is not None:
+            group = lead.get(u.item.target or "")
+            if group is None:
+                alone.append([u])
+            else:
+                group.append(u)
+    return groups + alone

@@ -4,11 +4,16 @@ Pairing for a fake `T_S` at frame i: the input is the fake frame aligned by its 
 target is original T's frame i warped with the same matrix (pixel-aligned with the fake); the source is
 original S's frame min(i, len(S) - 1) aligned by S's own tracked face (paired at assembly). A real face
 is its own source and target.
+
+An original's decoded frames stay lent to the fakes that follow it in its group (units.group_units): a
+fake whose target frames were all decoded there warps them instead of decoding its target again. Frames
+decode the same whichever batch they are read in, so a lent frame is the very frame a decode would give.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -20,6 +25,47 @@ from dfake_cli.data.prepare.units import Unit
 
 STAGES = ("scan", "decode", "detect", "align", "encode", "write", "assemble")
 MASK_THRESHOLD = 16  # grey level above which a (compressed) mask video pixel counts as manipulated
+
+
+@dataclass
+class Decoded:
+    """A video unit's frames decoded ahead by another process (stage.py): what `_video` would read itself.
+    Errors travel as the VideoReadError message, raised again where the unit runs."""
+
+    frames: Optional[np.ndarray] = None
+    idx: Optional[np.ndarray] = None
+    error: Optional[str] = None
+    masks: Optional[list[np.ndarray]] = None
+    target: dict[int, np.ndarray] = field(default_factory=dict)  # frame index -> original T's frame
+    target_error: Optional[str] = None
+    seconds: float = 0.0
+
+
+def wanted_frames(unit: Unit) -> Optional[list[int]]:
+    """The frames a video unit decodes: its own and those it lends as source faces (None: evenly spaced)."""
+    return None if unit.indices is None else sorted(set(unit.indices) | set(unit.source_indices))
+
+
+def read_masks(unit: Unit, idx: np.ndarray, shape: tuple[int, int]) -> Optional[list[np.ndarray]]:
+    """The mask video's frames at `idx` as booleans of the frame's size (None when it cannot be read)."""
+    import cv2
+
+    from dfake_cli.data.video import VideoReadError, read_frames
+
+    if unit.item.mask_path is None:
+        return None
+    try:
+        mframes, _ = read_frames(unit.item.mask_path, indices=idx)
+    except VideoReadError:
+        return None
+    out = []
+    for m in mframes:
+        g = m.max(axis=-1) if m.ndim == 3 else m
+        if g.shape[:2] != shape:
+            g = cv2.resize(g, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
+        out.append(g > MASK_THRESHOLD)
+    return out
+
 
 
 class UnitWorker:
@@ -35,6 +81,7 @@ class UnitWorker:
         self.extractor = FaceExtractor(config, device=device)
         self._encoder = None
         self.latent_scaling: Optional[float] = None
+        self._lent: tuple[str, dict[int, np.ndarray]] = ("", {})  # the last original's path and frames
 
     @property
     def encoder(self):
@@ -52,8 +99,31 @@ class UnitWorker:
         if self.training:
             _ = self.encoder
 
-    def run(self, unit: Unit) -> dict:
+    def run(self, unit: Unit, decoded: Optional[Decoded] = None) -> dict:
         """Process `unit`, write its shard, return its meta (status, reason, counts, timings)."""
+        return self.run_many([(unit, decoded)])[0]
+
+    def run_many(self, work: list[tuple[Unit, Optional[Decoded]]]) -> list[dict]:
+        """Several units, their faces VAE-encoded together in large batches (the batched stage); each unit
+        still writes its own shard. The encode time is shared among the units by their faces."""
+        done = [self._rows(unit, decoded) for unit, decoded in work]
+        with_faces = [(rows, meta) for _, rows, meta in done if rows is not None and len(rows)]
+        if with_faces and self.training:
+            t0 = time.perf_counter()
+            self.encode_many([rows for rows, _ in with_faces])
+            seconds = time.perf_counter() - t0
+            total = sum(len(rows) for rows, _ in with_faces)
+            for rows, meta in with_faces:
+                meta["latent_scaling"] = self.latent_scaling
+                meta["timings"]["encode"] += seconds * len(rows) / total
+        for unit, rows, meta in done:
+            t0 = time.perf_counter()
+            cache_mod.write_shard(unit.shard, rows if rows is not None else ShardRows.empty(self.config.size), meta)
+            meta["timings"]["write"] += time.perf_counter() - t0
+        return [meta for _, _, meta in done]
+
+    def _rows(self, unit: Unit, decoded: Optional[Decoded]) -> tuple[Unit, Optional[ShardRows], dict]:
+        """Detect, track and align one unit (no latents yet): (unit, rows or None when skipped, meta)."""
         from dfake_cli.data.video import VideoReadError
 
         self.extractor.timings = {"detect": 0.0, "align": 0.0}
@@ -67,7 +137,7 @@ class UnitWorker:
         }
         try:
             if item.kind == "video":
-                rows = self._video(unit, meta, timings)
+                rows = self._video(unit, meta, timings, decoded)
             elif item.kind == "image":
                 rows = self._image(unit, meta, timings)
             else:
@@ -76,28 +146,28 @@ class UnitWorker:
             msg = str(exc)
             reason = "no frames" if "no frames" in msg else "unreadable video"
             rows = self._skip(meta, reason, msg)
-        if rows is not None and len(rows) and self.training:
-            t0 = time.perf_counter()
-            self.encode(rows)
-            meta["latent_scaling"] = self.latent_scaling
-            timings["encode"] += time.perf_counter() - t0
-        if rows is None:
-            rows = ShardRows.empty(self.config.size)
         timings["detect"] += self.extractor.timings["detect"]
         timings["align"] += self.extractor.timings["align"]
-        t0 = time.perf_counter()
         meta["timings"] = timings
-        cache_mod.write_shard(unit.shard, rows, meta)
-        timings["write"] += time.perf_counter() - t0
-        meta["timings"] = timings
-        return meta
+        return unit, rows, meta
+
+    def encode_many(self, many: list[ShardRows]) -> None:
+        """`encode` over the faces of several units at once (one stream of large batches)."""
+        faces = np.concatenate([rows.faces for rows in many])
+        mean, logvar = self._latents(faces)
+        # The VAE is not flip-equivariant: a flipped input is reconstructed from its flipped faces' moments.
+        fmean, flogvar = self._latents(np.ascontiguousarray(faces[:, :, ::-1]))
+        start = 0
+        for rows in many:
+            end = start + len(rows)
+            rows.mean, rows.logvar = mean[start:end], logvar[start:end]
+            rows.flip_mean, rows.flip_logvar = fmean[start:end], flogvar[start:end]
+            start = end
 
     def encode(self, rows: ShardRows) -> ShardRows:
         """Store the SD-VAE latent moments of every face of `rows` in it (training caches; also used by the
         self-blended-image engine, so both kinds of training cache hold the same latents)."""
-        rows.mean, rows.logvar = self._latents(rows.faces)
-        # The VAE is not flip-equivariant: a flipped input is reconstructed from its flipped faces' moments.
-        rows.flip_mean, rows.flip_logvar = self._latents(np.ascontiguousarray(rows.faces[:, :, ::-1]))
+        self.encode_many([rows])
         return rows
 
     @staticmethod
@@ -108,40 +178,34 @@ class UnitWorker:
     def _latents(self, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.encoder.moments(faces)
 
-    def _masks(self, unit: Unit, idx: np.ndarray, shape: tuple[int, int]) -> Optional[list[np.ndarray]]:
-        """The mask video's frames at `idx` as booleans of the frame's size (None when it cannot be read)."""
-        import cv2
-
-        from dfake_cli.data.video import VideoReadError, read_frames
-
-        if unit.item.mask_path is None:
+    def _lent_frames(self, path, indices: list[int]) -> Optional[list[np.ndarray]]:
+        """Original `path`'s frames at `indices` when its unit just decoded all of them (else None)."""
+        lent_path, frames = self._lent
+        if lent_path != str(path) or any(i not in frames for i in indices):
             return None
-        try:
-            mframes, _ = read_frames(unit.item.mask_path, indices=idx)
-        except VideoReadError:
-            return None
-        out = []
-        for m in mframes:
-            g = m.max(axis=-1) if m.ndim == 3 else m
-            if g.shape[:2] != shape:
-                g = cv2.resize(g, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST)
-            out.append(g > MASK_THRESHOLD)
-        return out
+        return [frames[i] for i in indices]
 
-    def _video(self, unit: Unit, meta: dict, timings: dict) -> Optional[ShardRows]:
+    def _video(self, unit: Unit, meta: dict, timings: dict, decoded: Optional[Decoded] = None) -> Optional[ShardRows]:
         from dfake_cli.data.video import VideoReadError, read_frames
 
         item = unit.item
         t0 = time.perf_counter()
         own = None if unit.indices is None else list(unit.indices)
-        wanted = None if own is None else sorted(set(own) | set(unit.source_indices))
-        frames, idx = read_frames(item.path, num=self.frames, indices=wanted)
+        if decoded is None:
+            frames, idx = read_frames(item.path, num=self.frames, indices=wanted_frames(unit))
+        elif decoded.error is not None:
+            raise VideoReadError(decoded.error)
+        else:
+            frames, idx = decoded.frames, decoded.idx
+            timings["decode"] += decoded.seconds
         timings["decode"] += time.perf_counter() - t0
         idx = [int(i) for i in idx]
+        if self.training and item.label == 0:  # lent to the fakes of its group (their target warps)
+            self._lent = (str(item.path), dict(zip(idx, frames)))
         own_set = set(idx) if own is None else set(own)
         n_own = sum(1 for i in idx if i in own_set)
         meta["frames_read"] = n_own if unit.is_input else 0
-        masks = self._masks(unit, np.asarray(idx), frames.shape[1:3])
+        masks = read_masks(unit, np.asarray(idx), frames.shape[1:3]) if decoded is None else decoded.masks
         track = self.extractor.track(frames, masks)
         meta["no_face"] = sum(1 for i, f in zip(idx, track) if f is None and i in own_set) if unit.is_input else 0
         have = [k for k, f in enumerate(track) if f is not None]
@@ -165,8 +229,14 @@ class UnitWorker:
 
         if unit.target_path is not None:  # a training fake: add its pixel-aligned target faces
             t0 = time.perf_counter()
+            tframes = self._lent_frames(unit.target_path, fidx) if decoded is None else None
             try:
-                tframes, _ = read_frames(unit.target_path, indices=fidx)
+                if decoded is not None:
+                    if decoded.target_error is not None:
+                        raise VideoReadError(decoded.target_error)
+                    tframes = [decoded.target[i] for i in fidx]
+                elif tframes is None:
+                    tframes, _ = read_frames(unit.target_path, indices=fidx)
             except VideoReadError as exc:
                 timings["decode"] += time.perf_counter() - t0
                 return self._skip(meta, "original unreadable", f"{unit.target_path}: {exc}")
