@@ -31,7 +31,7 @@ def prepare_ffpp(
     root: str | Path, workspace: Workspace, *, compression: str = "c23", methods: Optional[str] = None,
     frames: int = 32, size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN, sd: Optional[str] = None,
     device: str = "cpu", workers: int = 1, limit: Optional[int] = None, name: str = TRAINING_CACHE,
-    progress: bool = True,
+    progress: bool = True, stage: str = "auto",
 ) -> "PrepareResult":
     """Parse an FF++ tree and prepare its training cache `<workspace>/data/<name>.h5` (resumable).
 
@@ -52,7 +52,7 @@ def prepare_ffpp(
         return prepare_manifest(
             manifest, workspace.cache_path(name), frames=frames, size=size, margin=margin, device=device,
             workers=workers, limit=limit, training=True, sd=sd, skipped_csv=workspace.skipped_path(name),
-            progress=progress,
+            progress=progress, stage=stage,
         )
 
 
@@ -79,7 +79,7 @@ def alignment_defaults(workspace: Workspace, size: Optional[int], margin: Option
 def prepare_testset(
     workspace: Workspace, dataset: str, root: str | Path, *, name: Optional[str] = None, frames: int = 32,
     size: Optional[int] = None, margin: Optional[float] = None, device: str = "cpu", workers: int = 1,
-    limit: Optional[int] = None, progress: bool = True, **parser_options: Any,
+    limit: Optional[int] = None, progress: bool = True, stage: str = "auto", **parser_options: Any,
 ) -> "PrepareResult":
     """Parse `root` as `dataset` and prepare `<workspace>/data/<name>.h5`; returns the PrepareResult.
 
@@ -93,12 +93,12 @@ def prepare_testset(
     # One preparation per cache name: the lock covers WildDeepfake's extraction folder too.
     with hold_lock(workspace.cache_lock(cache_name), f"prepare of {cache_name!r}"):
         return _prepare_testset(workspace, dataset, root, cache_name, name, frames, size, margin, device, workers,
-                                limit, progress, parser_options)
+                                limit, progress, parser_options, stage)
 
 
 def _prepare_testset(workspace: Workspace, dataset: str, root: str | Path, cache_name: str, name: Optional[str],
                      frames: int, size: Optional[int], margin: Optional[float], device: str, workers: int,
-                     limit: Optional[int], progress: bool, parser_options: dict) -> "PrepareResult":
+                     limit: Optional[int], progress: bool, parser_options: dict, stage: str = "auto") -> "PrepareResult":
     from dfake_cli.data.datasets import get_parser
     from dfake_cli.data.prepare import prepare_manifest
 
@@ -131,7 +131,7 @@ def _prepare_testset(workspace: Workspace, dataset: str, root: str | Path, cache
     result = prepare_manifest(
         manifest, workspace.cache_path(cache_name), frames=frames, size=size, margin=margin, device=device,
         workers=workers, limit=limit, training=False, skipped_csv=workspace.skipped_path(cache_name),
-        progress=progress,
+        progress=progress, stage=stage,
     )
     if extract_dir is not None:
         shutil.rmtree(extract_dir, ignore_errors=True)

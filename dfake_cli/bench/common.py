@@ -276,7 +276,7 @@ def fmt_flops(n: float | None) -> str:
 
 
 # Short settings shown in the table's last column; longer provenance goes below the table.
-DETAIL_KEYS = ("batch_size", "precision", "memory_ratio", "flop_ratio", "cpu_ms_per_frame", "cpu_ms_per_face", "split_ms_per_frame", "faces", "frames", "videos")
+DETAIL_KEYS = ("status", "batch_size", "precision", "memory_ratio", "flop_ratio", "cpu_ms_per_frame", "cpu_ms_per_face", "split_ms_per_frame", "faces", "frames", "videos")
 FOOTNOTE_KEYS = ("peak_memory_kind", "matmul_peak", "matmul_peak_flops_per_s", "setup")
 
 _DISPLAY = [  # metric key, column title, formatter

@@ -5,7 +5,9 @@ on a canvas, and as many fakes: fake i is original i's motion with the face tint
 it, as FF++ fakes are with their targets), its source being original i+1. `prepare_manifest` then runs
 over it exactly as `dfake prepare` does: decode evenly spaced frames, MTCNN detection + tracking, 5-point
 alignment, shard writing, assembly; a training cache also decodes each fake's target original, warps it,
-and VAE-encodes every face (and its flip).
+and VAE-encodes every face (and its flip). On CUDA both rows run the batched stage (CPU decode processes
+feeding one GPU process, data/prepare/stage.py; the training row then covers all 24 + 24 videos); without
+a GPU its row says "not measured yet", never an estimate.
 
 Reported per variant: frames/s end to end (decoded input frames / wall time of the whole call), the
 steady-state rate (the same frames over the time after every worker had started and loaded its models),
@@ -34,7 +36,7 @@ class PrepareSetup:
     videos: int = 24  # originals; as many fakes again (48 videos in all)
     video_frames: int = 64  # frames per generated video
     frames: int = 32  # evenly spaced frames prepared per video (the default of `dfake prepare`)
-    workers: tuple[int, ...] = (0,)  # 0: the engine's default (one process per core; 1 on cuda)
+    workers: tuple[int, ...] = (0,)  # 0: the engine's default (one process per core; on cuda the batched stage)
     training: bool = True  # also time a training cache (target warps + VAE encoding)
     training_videos: int = 4  # originals of the training-cache row on the CPU (the tiny VAE is slow there)
     vae_sd15: bool = True  # time the SD-1.5-sized VAE encoder separately
@@ -78,6 +80,7 @@ def _row(result, variant: str, setup: PrepareSetup, workers: int, device: str, n
         "rows": result.rows,
         "videos": result.videos,
         "workers": workers,
+        "stage": result.stage,
         "seconds": result.elapsed,
         "cpu_ms_per_frame": round(1000.0 * cpu_s / frames, 2),
         "split_ms_per_frame": {k: round(v, 2) for k, v in split.items()},
@@ -141,8 +144,12 @@ def bench_prepare(options: BenchOptions) -> list[BenchRow]:
                 raise RunError("prepare bench: no face was found in the generated videos (MTCNN failed)")
             kind = "training cache, faces + tiny-VAE latents" if training else "test cache, faces only"
             used = result.workers or workers
-            rows.append(_row(result, f"{kind}, {used} worker(s)", setup, used, dev,
-                             [note, CPU_NOTE], cpu_seconds() - cpu0))
+            who = (f"batched stage, {used} decode process(es) + 1 model process" if result.stage == "batched"
+                   else f"{used} worker(s)")
+            rows.append(_row(result, f"{kind}, {who}", setup, used, dev, [note, CPU_NOTE], cpu_seconds() - cpu0))
+    if dev != "cuda":
+        rows.append(BenchRow("prepare", "training cache, batched GPU stage", {"status": "not measured yet"},
+                             ["the batched GPU stage runs on CUDA only (`dfake bench prepare --device cuda`)"]))
     if setup.vae_sd15:
         rows.append(vae_encode_row(device, setup.vae_batch if device.type == "cuda" else 4))
     return rows

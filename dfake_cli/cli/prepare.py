@@ -39,12 +39,16 @@ def _ffpp_command(
     sd: PrepareSdOpt = None,
     device: PrepareDeviceOpt = "cpu",
     workers: Annotated[int, typer.Option(
-        "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core (1 on cuda). "
+        "--workers", min=0, help="Videos processed in parallel (processes); 0 = one per CPU core. On cuda: decode "
+        "processes feeding the GPU (0 or 1: one per core but one). "
         "Under torchrun: per rank.")] = 0,
     limit: Annotated[Optional[int], typer.Option(
         "--limit", help="At most N videos per method and split.", show_default=False)] = None,
     name: Annotated[str, typer.Option("--name", help="Cache name: <workspace>/data/<name>.h5.")] = "ffpp",
     json_out: JsonOpt = False,
+    stage: Annotated[str, typer.Option(
+        "--stage", hidden=True, help="auto | video | batched (decode processes feeding one model process; "
+        "auto: batched on cuda). The same cache either way.")] = "auto",
 ) -> None:
     """FaceForensics++ training cache: faces, source/target pairs, SD-VAE latents and weight targets."""
     from dfake_cli.api.prepare import prepare_ffpp
@@ -52,7 +56,7 @@ def _ffpp_command(
     # Ctrl-C: finished videos are kept; cli.main prints the one-line resume hint.
     result = prepare_ffpp(
         root, state(ctx).workspace, compression=compression.value, methods=methods, frames=frames, size=size,
-        margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name,
+        margin=margin, sd=sd, device=device, workers=workers, limit=limit, name=name, stage=stage,
     )
     if os.environ.get("RANK", "0") != "0":  # under torchrun rank 0 reports, once
         return

@@ -28,7 +28,8 @@ Margin = Annotated[Optional[float], typer.Option(
     show_default=False)]
 Device = Annotated[str, typer.Option("--device", **DEVICE, help="Face detection device: cpu, cuda or cuda:N.")]
 Workers = Annotated[int, typer.Option(
-    "--workers", min=0, help="Videos prepared in parallel (processes); 0 = one per CPU core (1 on cuda).")]
+    "--workers", min=0, help="Videos prepared in parallel (processes); 0 = one per CPU core. On cuda: decode "
+    "processes feeding the GPU (0 or 1: one per core but one).")]
 Limit = Annotated[Optional[int], typer.Option("--limit", min=1, help="At most N videos (a quick look).",
                                               show_default=False)]
 
