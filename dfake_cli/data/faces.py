@@ -240,8 +240,6 @@ class FaceExtractor:
             import torch  # noqa: F401  (before anything that could pull decord)
             from facenet_pytorch import MTCNN
 
-            import torch
-
             self._mtcnn = MTCNN(
                 keep_all=True, device=self.device, min_face_size=self.config.min_face_size,
                 thresholds=list(self.config.thresholds), post_process=False,

@@ -34,7 +34,7 @@ from dfake_cli.train.run import (
     TrainResult, check_cache, check_replicas, open_cache, plain, resolve_run, summarise,  # noqa: F401
 )
 from dfake_cli.train.sampler import BalancedSampler, StepPlan
-from dfake_cli.train.step import LOSS_KEYS, LossModule, TrainStep, make_optimizer, prepare_model
+from dfake_cli.train.step import LossModule, TrainStep, make_optimizer, prepare_model
 from dfake_cli.train.validation import val_rows, validate
 from dfake_cli.runtime import DEFAULT_SIZE, default_precision
 from dfake_cli.workspace import Workspace, hold_lock
