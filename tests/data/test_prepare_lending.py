@@ -35,14 +35,14 @@ def _prepare(out: Path, **kw) -> Path:
                                  **kw).cache_path
 
 
-def _assert_same_cache(got: Path, ref: Path, float_rtol: float = 0.0) -> None:
-    """Every dataset equal; with `float_rtol`, floating-point ones (latent moments and the weight scores
-    computed from them) within that relative tolerance, everything else (faces, index, landmarks) exact."""
+def _assert_same_cache(got: Path, ref: Path, float_tol: float = 0.0) -> None:
+    """Every dataset equal; with `float_tol`, floating-point ones (latent moments and the weight scores
+    computed from them) within that absolute and relative tolerance, the rest (faces, index) exact."""
     a, b = _datasets(got), _datasets(ref)
     assert sorted(a) == sorted(b)
     for name in b:
-        if float_rtol and np.issubdtype(b[name].dtype, np.floating):
-            np.testing.assert_allclose(a[name], b[name], rtol=float_rtol, atol=1e-6, err_msg=name)
+        if float_tol and np.issubdtype(b[name].dtype, np.floating):
+            np.testing.assert_allclose(a[name], b[name], rtol=float_tol, atol=float_tol, err_msg=name)
         else:
             np.testing.assert_array_equal(a[name], b[name], err_msg=name)
     with h5py.File(got) as g, h5py.File(ref) as r:
@@ -67,11 +67,12 @@ def test_lent_target_frames_give_the_same_cache(reference, tmp_path, monkeypatch
 
 
 def test_batched_stage_gives_the_same_cache(reference, tmp_path):
-    # The batched stage VAE-encodes the faces of several videos in one batch: oneDNN may then sum in another
-    # order than per video, so latents (and the scores made from them) may differ in the last float bit
-    # (seen: 6e-8 in index/score_s, depending on what ran earlier in the process). Faces are exact.
+    # The batched stage VAE-encodes the faces of several videos in one batch: oneDNN then picks kernels for
+    # another batch size and sums in another order, so latents (and the scores made from them) differ by
+    # float rounding (seen: up to 5.5e-6 in latents/flip_logvar, 6e-8 in index/score_s, depending on what ran
+    # earlier in the process). A wrong pairing or alignment would differ by 1e-1 or more. Faces are exact.
     got = _prepare(tmp_path / "batched.h5", workers=2, stage="batched")
-    _assert_same_cache(got, reference, float_rtol=1e-5)
+    _assert_same_cache(got, reference, float_tol=1e-4)
 
 
 def test_groups_put_each_original_before_its_fakes():
