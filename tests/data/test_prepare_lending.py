@@ -53,8 +53,7 @@ def _assert_same_cache(got: Path, ref: Path, float_tol: float = 0.0) -> None:
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
     """The per-video path, one worker, with its originals lending their frames (the default)."""
-    if not ROOT.is_dir():
-        pytest.skip("sample_data/FaceForensics++ is not in this checkout")
+    assert ROOT.is_dir(), f"{ROOT} is missing: sample_data/ is part of the repository (make sample-data)"
     return _prepare(tmp_path_factory.mktemp("ref") / "ref.h5", workers=1, stage="video")
 
 
